@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` (full default workflow + report) and `make test`.
+# Both create .venv on first use and install the pinned dependencies from constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CORES ?= 2
+CONFIG ?= config/config.yaml
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+
+.PHONY: setup run smoke test test-fast lint report bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[workflow,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG) --report results/report.zip
+
+smoke: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/smoke.yaml
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow
+
+report: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG) --report results/report.zip
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf results/* .snakemake
+	touch results/.gitkeep

@@ -1,0 +1,193 @@
+"""Load and validate a systpipe configuration: JSON Schema plus semantic checks."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0.0"
+BUILTIN_CLASSIFIERS = ("hgb", "rf", "lgbm", "xgb")
+SIMULATED_PROCESSES = ("ggH_WW", "WW", "ttbar", "Ztautau")
+RESERVED_VARIATION = "nominal"
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    """Return the config JSON Schema shipped with the package (cached)."""
+    text = resources.files("systpipe").joinpath("schemas/config.schema.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config with safe loading, validate it and fill in defaults.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or fails validation.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    return validate_config(raw, source=str(path))
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts: list[str] = []
+    for part in error.absolute_path:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+    return "".join(parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = "top level" if key == "<top level>" else f"'{key}'"
+        return f"unknown key(s) {extra} in {where}; expected one of {allowed}"
+    if error.validator == "required":
+        return f"'{key}': {error.message}"
+    expected = {
+        "type": lambda: f"expected type {error.validator_value}",
+        "enum": lambda: f"expected one of {error.validator_value}",
+        "minimum": lambda: f"expected a value >= {error.validator_value}",
+        "maximum": lambda: f"expected a value <= {error.validator_value}",
+        "exclusiveMinimum": lambda: f"expected a value > {error.validator_value}",
+        "exclusiveMaximum": lambda: f"expected a value < {error.validator_value}",
+        "pattern": lambda: f"expected a name matching {error.validator_value}",
+        "minItems": lambda: f"expected at least {error.validator_value} item(s)",
+        "maxItems": lambda: f"expected at most {error.validator_value} item(s)",
+    }.get(str(error.validator), lambda: error.message)()
+    return f"'{key}' = {error.instance!r}: {expected}"
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
+    """Insert schema defaults for missing keys, recursively (objects and arrays of objects)."""
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                _fill_defaults(instance[key], sub)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            _fill_defaults(item, schema["items"])
+
+
+def validate_config(config: Mapping[str, Any], *, source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` against the schema and semantic rules; return a filled-in copy.
+
+    Example:
+        >>> cfg = validate_config({"seed": 3})
+        >>> cfg["split"]["test_fraction"], [c["name"] for c in cfg["classifiers"]]
+        (0.5, ['hgb', 'lgbm', 'xgb', 'rf'])
+    """
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"invalid {source}: {_describe(best)}")
+    cfg = copy.deepcopy(dict(config))
+    _fill_defaults(cfg, schema)
+    _semantic_checks(cfg, source)
+    return cfg
+
+
+def _unique(names: list[str], key: str, source: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"invalid {source}: '{key}' has the name {name!r} twice; names must be unique")
+        seen.add(name)
+
+
+def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
+    _unique([c["name"] for c in cfg["classifiers"]], "classifiers[].name", source)
+    _unique([s["name"] for s in cfg["systematics"]], "systematics[].name", source)
+    for i, clf in enumerate(cfg["classifiers"]):
+        type_ = clf.setdefault("type", clf["name"])
+        if type_ not in BUILTIN_CLASSIFIERS and ":" not in type_ and "." not in type_:
+            raise ConfigError(
+                f"invalid {source}: 'classifiers[{i}].type' = {type_!r}: expected one of "
+                f"{list(BUILTIN_CLASSIFIERS)} or an import path 'package.module:Class'"
+            )
+    for i, syst in enumerate(cfg["systematics"]):
+        _check_systematic(syst, f"systematics[{i}]", source)
+    thr = cfg["scan"]["thresholds"]
+    if thr["start"] >= thr["stop"]:
+        raise ConfigError(f"invalid {source}: 'scan.thresholds.start' must be below 'scan.thresholds.stop'")
+    if cfg["input"]["source"] == "files" and not cfg.get("files", {}).get("samples"):
+        raise ConfigError(f"invalid {source}: 'files.samples' is required when 'input.source' is 'files'")
+    lo, hi = cfg["plots"]["luminosity_scale"]
+    if lo >= hi:
+        raise ConfigError(f"invalid {source}: 'plots.luminosity_scale' must be increasing")
+
+
+_REQUIRED_BY_TYPE = {
+    "norm": ("delta",),
+    "scale": ("delta", "columns"),
+    "smear": ("delta", "columns"),
+    "weight": ("up_column", "down_column"),
+    "sample": ("up_paths", "down_paths"),
+}
+_ALLOWED_BY_TYPE = {
+    "norm": {"labels", "processes"},
+    "scale": {"columns", "recompute_derived", "linear_columns"},
+    "smear": {"columns", "recompute_derived"},
+    "weight": {"up_column", "down_column"},
+    "sample": {"up_paths", "down_paths"},
+}
+_TYPE_SPECIFIC = set().union(*_ALLOWED_BY_TYPE.values())
+
+
+def _check_systematic(syst: dict[str, Any], key: str, source: str) -> None:
+    type_ = syst["type"]
+    if syst["name"] == RESERVED_VARIATION:
+        raise ConfigError(f"invalid {source}: '{key}.name' may not be 'nominal' (reserved)")
+    for req in _REQUIRED_BY_TYPE[type_]:
+        if req not in syst:
+            raise ConfigError(f"invalid {source}: '{key}.{req}' is required for a {type_!r} systematic")
+    defaults = {"recompute_derived", "linear_columns"}
+    for extra in sorted(set(syst) & _TYPE_SPECIFIC - _ALLOWED_BY_TYPE[type_] - defaults):
+        raise ConfigError(f"invalid {source}: '{key}.{extra}' does not apply to a {type_!r} systematic")
+    if type_ not in {"scale", "smear"}:
+        syst.pop("recompute_derived", None)
+    if type_ != "scale":
+        syst.pop("linear_columns", None)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable short hash of a (validated) config, recorded as provenance.
+
+    Example:
+        >>> config_hash({"a": 1}) == config_hash({"a": 1})
+        True
+    """
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+__all__ = ["ConfigError", "config_hash", "load_config", "load_schema", "validate_config"]

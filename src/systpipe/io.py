@@ -1,0 +1,107 @@
+"""Parquet hand-offs: atomic writes with provenance metadata, contract-checked reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import DataContractError
+
+PROVENANCE_KEY = b"systpipe.provenance"
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def write_table(
+    df: pd.DataFrame, path: str | os.PathLike[str], provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``df`` to Parquet atomically (temp file + rename), provenance in the file metadata.
+
+    Float columns are written without dictionary encoding (about 4x faster both ways, see
+    the performance notes) and the output is byte-identical for identical input.
+    """
+    path = Path(path)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(dict(provenance or {}), sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    non_float = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, use_dictionary=non_float, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write a text file atomically so that a failure never leaves a half-written output."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write JSON atomically with sorted keys (deterministic bytes)."""
+    return write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n", path)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def read_table(
+    path: str | os.PathLike[str], columns: Iterable[str] | None = None, required: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Read a Parquet hand-off, failing with the file name and missing columns if incomplete."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataContractError(f"{path}: file not found")
+    schema = pq.read_schema(path)
+    missing = [c for c in [*required, *(columns or [])] if c not in schema.names]
+    if missing:
+        raise DataContractError(
+            f"{path}: missing column(s) {missing}; columns present: {schema.names}"
+        )
+    return pq.read_table(path, columns=list(columns) if columns else None).to_pandas()
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the provenance dictionary stored in a Parquet file by :func:`write_table`."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+__all__ = ["read_provenance", "read_table", "write_json", "write_table", "write_text"]

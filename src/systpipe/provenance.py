@@ -1,0 +1,116 @@
+"""Provenance: derived seeds, code fingerprints, package versions and the git commit."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import subprocess
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import config_hash
+
+# Modules each workflow step imports (directly or through helpers): their source is hashed into
+# the step's params so that Snakemake re-runs a step when code it depends on changes.
+STEP_MODULES: dict[str, tuple[str, ...]] = {
+    "simulate": ("simulate", "features", "io", "pipeline"),
+    "ingest": ("ingest", "io", "pipeline"),
+    "split": ("split", "io", "pipeline"),
+    "train": ("train", "score", "io", "pipeline"),
+    "vary": ("variations", "features", "ingest", "io", "pipeline"),
+    "score": ("score", "train", "io", "pipeline"),
+    "scan": ("scan", "stats", "variations", "io", "pipeline"),
+    "table": ("table", "scan", "stats", "io", "pipeline"),
+    "plots": ("plots", "scan", "stats", "pipeline"),
+    "studies": ("studies", "stats", "pipeline"),
+    "workspace": ("templates", "fit", "io", "pipeline_fit"),
+    "fit": ("fit", "fit_plots", "io", "pipeline_fit"),
+    "chi2": ("chi2", "templates", "io", "pipeline_fit"),
+    "toys": ("toys", "fit", "chi2", "templates", "io", "pipeline_fit"),
+    "toys_summary": ("toys", "io", "pipeline_fit"),
+    "fit_table": ("table", "fit", "chi2", "io", "pipeline_fit"),
+}
+
+VERSIONED_PACKAGES = (
+    "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost",
+    "skops", "pyhf", "iminuit", "uproot", "matplotlib", "mplhep", "snakemake",
+)
+
+
+def derive_seed(master: int, *names: str) -> int:
+    """A 32-bit seed that depends only on the master seed and the names given.
+
+    Example:
+        >>> derive_seed(1, "split") == derive_seed(1, "split") != derive_seed(2, "split")
+        True
+    """
+    blob = ":".join([str(master), *names]).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
+@cache
+def code_fingerprint(step: str) -> str:
+    """Hash of the source of every module ``step`` uses (see ``STEP_MODULES``)."""
+    digest = hashlib.sha256()
+    for module in sorted(set(STEP_MODULES[step]) | {"config", "provenance", "errors"}):
+        source = resources.files("systpipe").joinpath(f"{module}.py")
+        digest.update(module.encode())
+        digest.update(source.read_bytes() if source.is_file() else b"<missing>")
+    return digest.hexdigest()[:16]
+
+
+def package_versions(names: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers."""
+    out = {"systpipe": __version__}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit(path: str | Path = ".") -> str:
+    """The git commit of ``path`` (with '-dirty' if modified), or 'unknown' outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def file_provenance(config: Mapping[str, Any], step: str, **extra: Any) -> dict[str, Any]:
+    """Provenance stored in every Parquet hand-off (no timestamps: files stay byte-identical)."""
+    return {
+        "config_hash": config_hash(config),
+        "systpipe_version": __version__,
+        "seed": config.get("seed"),
+        "step": step,
+        "code": code_fingerprint(step) if step in STEP_MODULES else None,
+        **extra,
+    }
+
+
+def run_provenance(config: Mapping[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
+    """The run-level record written to ``results/provenance.json``."""
+    return {
+        "config": dict(config),
+        "config_hash": config_hash(config),
+        "seed": config.get("seed"),
+        "versions": package_versions(),
+        "git_commit": git_commit(workdir),
+        "code_fingerprints": {step: code_fingerprint(step) for step in STEP_MODULES},
+    }
+
+
+__all__ = ["code_fingerprint", "derive_seed", "file_provenance", "git_commit", "package_versions", "run_provenance"]

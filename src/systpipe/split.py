@@ -1,0 +1,128 @@
+"""Seeded train/test split, stratified by process, with weights rescaled to the full yield."""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataContractError
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("event_id", "process", "weight")
+
+
+class Split(NamedTuple):
+    """Train and test event tables; unpacks as ``train, test = split_events(...)``."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def n_test_events(n: int, test_fraction: float) -> int:
+    """Events of a process that go to the test split: round half up of ``n * test_fraction``,
+    then clipped to ``[1, n - 1]`` so that both splits contain every process.
+
+    Example:
+        >>> [n_test_events(n, 0.5) for n in (2, 3, 5, 10)]
+        [1, 2, 3, 5]
+        >>> n_test_events(100, 0.001), n_test_events(100, 0.999), n_test_events(7, 0.3)
+        (1, 99, 2)
+    """
+    if n < 2:
+        raise ValueError(f"cannot split {n} event(s) into two non-empty parts")
+    return min(max(math.floor(n * test_fraction + 0.5), 1), n - 1)
+
+
+def _process_rng(seed: int, process: str) -> np.random.Generator:
+    # One stream per process (keyed by a stable hash of its name), so adding or removing a
+    # process does not reshuffle the others.
+    return np.random.default_rng([seed, zlib.crc32(process.encode("utf-8"))])
+
+
+def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
+    """Split events into train and test, stratified by process and seeded.
+
+    Within each process (in event_id order) a seeded permutation picks
+    :func:`n_test_events` events for the test split; the rest are training events. The
+    weights of each split are divided by that split's actual fraction of the process
+    (``n_split / n_process``), so each split alone predicts the full-luminosity yield; the
+    yield is exact when a process's events share one weight (the built-in simulation) and
+    unbiased otherwise. The result does not depend on the input row order. Both outputs are
+    sorted by event_id with a fresh index; the input is not modified.
+
+    Args:
+        df: Event table with at least event_id (unique), process and weight.
+        test_fraction: Fraction of each process in the test split, 0 < f < 1
+            (``split.test_fraction``).
+        seed: Non-negative integer seed (``seed``).
+
+    Raises:
+        ConfigError: test_fraction or seed out of range.
+        DataContractError: missing column, duplicate event_id, missing process, or a
+            process with fewer than two events.
+
+    Example:
+        >>> df = pd.DataFrame({"event_id": range(6), "process": ["a"] * 4 + ["b"] * 2,
+        ...                    "weight": 1.0})
+        >>> train, test = split_events(df, test_fraction=0.5, seed=1)
+        >>> len(train), len(test), float(test["weight"].sum()), float(train["weight"].sum())
+        (3, 3, 6.0, 6.0)
+    """
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, numbers.Real)
+        or not 0.0 < float(test_fraction) < 1.0
+    ):
+        raise ConfigError(
+            f"'split.test_fraction' = {test_fraction!r}: expected a number strictly between 0 and 1"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"'seed' = {seed!r}: expected a non-negative integer")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise DataContractError(
+            f"split: event table lacks column(s) {missing}; columns present: {list(df.columns)}"
+        )
+    if df["event_id"].duplicated().any():
+        dup = df.loc[df["event_id"].duplicated(), "event_id"].iloc[0]
+        raise DataContractError(f"split: event_id is not unique (e.g. {dup})")
+    if df["process"].isna().any():
+        raise DataContractError(f"split: {int(df['process'].isna().sum())} event(s) have no process")
+
+    ordered = df.sort_values("event_id", kind="stable").reset_index(drop=True)
+    process = ordered["process"].astype(str).to_numpy()
+    in_test = np.zeros(len(ordered), dtype=bool)
+    scale = np.empty(len(ordered), dtype=np.float64)
+    for name in sorted(set(process)):
+        rows = np.flatnonzero(process == name)
+        n = rows.size
+        if n < 2:
+            raise DataContractError(
+                f"split: process {name!r} has {n} event; at least 2 are needed to put it in "
+                "both the train and the test split"
+            )
+        k = n_test_events(n, float(test_fraction))
+        chosen = rows[_process_rng(int(seed), name).permutation(n)[:k]]
+        in_test[chosen] = True
+        scale[rows] = n / (n - k)
+        scale[chosen] = n / k
+        log.debug("split %s: %d test / %d train", name, k, n - k)
+
+    ordered["weight"] = ordered["weight"].to_numpy(dtype=np.float64) * scale
+    test = ordered.loc[in_test].reset_index(drop=True)
+    train = ordered.loc[~in_test].reset_index(drop=True)
+    log.info(
+        "split %d events: %d train, %d test (test_fraction %g, seed %d)",
+        len(ordered), len(train), len(test), test_fraction, seed,
+    )
+    return Split(train=train, test=test)
+
+
+__all__ = ["Split", "n_test_events", "split_events"]

@@ -1,0 +1,248 @@
+"""Systematic variations: apply norm, scale, smear, weight and sample shifts to the test data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataContractError
+
+log = logging.getLogger(__name__)
+
+NOMINAL = "nominal"
+DIRECTIONS = ("up", "down")
+FEATURE_CHANGING_TYPES = frozenset({"scale", "smear", "sample"})
+
+Systematic = Mapping[str, Any]
+
+
+def variation_names(systematics: Sequence[Systematic]) -> list[str]:
+    """All variation names: nominal first, then ``<name>_up``/``<name>_down`` per systematic.
+
+    Example:
+        >>> variation_names([{"name": "lumi", "type": "norm", "delta": 0.01}])
+        ['nominal', 'lumi_up', 'lumi_down']
+    """
+    return [NOMINAL] + [f"{s['name']}_{d}" for s in systematics for d in DIRECTIONS]
+
+
+def changes_features(systematic: Systematic) -> bool:
+    """True if the systematic changes feature values (the classifiers must re-score)."""
+    return systematic["type"] in FEATURE_CHANGING_TYPES
+
+
+def feature_variations(systematics: Sequence[Systematic]) -> list[str]:
+    """Variations that need a re-score (feature-changing ones)."""
+    return [f"{s['name']}_{d}" for s in systematics if changes_features(s) for d in DIRECTIONS]
+
+
+def weight_variations(systematics: Sequence[Systematic]) -> list[str]:
+    """Variations that only change event weights (nominal scores are reused)."""
+    return [f"{s['name']}_{d}" for s in systematics if not changes_features(s) for d in DIRECTIONS]
+
+
+def parse_variation(name: str, systematics: Sequence[Systematic]) -> tuple[Systematic, str]:
+    """Split ``<syst>_<up|down>`` into the systematic's config and the direction."""
+    base, _, direction = name.rpartition("_")
+    for syst in systematics:
+        if syst["name"] == base and direction in DIRECTIONS:
+            return syst, direction
+    raise ConfigError(f"unknown variation {name!r}; declared: {variation_names(systematics)[1:]}")
+
+
+def _sign(direction: str) -> float:
+    return 1.0 if direction == "up" else -1.0
+
+
+def norm_mask(events: pd.DataFrame, systematic: Systematic) -> np.ndarray:
+    """Boolean mask of the events a norm systematic acts on (labels and/or processes)."""
+    mask = np.ones(len(events), dtype=bool)
+    if "labels" in systematic:
+        wanted = {1 if lab == "signal" else 0 for lab in systematic["labels"]}
+        mask &= events["label"].isin(wanted).to_numpy()
+    if "processes" in systematic:
+        unknown = set(systematic["processes"]) - set(events["process"].unique())
+        if unknown:
+            raise ConfigError(
+                f"systematic {systematic['name']!r}: 'processes' {sorted(unknown)} not in the data; "
+                f"processes present: {sorted(events['process'].unique())}"
+            )
+        mask &= events["process"].isin(systematic["processes"]).to_numpy()
+    return mask
+
+
+def apply_norm(events: pd.DataFrame, systematic: Systematic, direction: str) -> pd.DataFrame:
+    """Multiply the targeted events' weights by ``1 +/- delta``; nothing else changes.
+
+    Example:
+        >>> ev = pd.DataFrame({"event_id": [1, 2], "label": [1, 0], "process": ["H", "WW"],
+        ...                    "weight": [2.0, 4.0]})
+        >>> apply_norm(ev, {"name": "sig", "type": "norm", "delta": 0.5, "labels": ["signal"]},
+        ...            "down")["weight"].tolist()
+        [1.0, 4.0]
+    """
+    factor = 1.0 + _sign(direction) * systematic["delta"]
+    out = events[["event_id", "weight"]].copy()
+    mask = norm_mask(events, systematic)
+    out.loc[mask, "weight"] = out.loc[mask, "weight"] * factor
+    return out
+
+
+def _require(events: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in events.columns]
+    if missing:
+        raise DataContractError(
+            f"{what}: column(s) {missing} not in the event table; columns present: {list(events.columns)}"
+        )
+
+
+def apply_scale(events: pd.DataFrame, systematic: Systematic, direction: str) -> pd.DataFrame:
+    """Multiply energy-like columns by ``1 +/- delta`` and recompute the derived features."""
+    from .features import recompute_derived
+
+    columns = list(systematic["columns"]) + list(systematic.get("linear_columns", []))
+    _require(events, columns, f"systematic {systematic['name']!r}")
+    factor = 1.0 + _sign(direction) * systematic["delta"]
+    out = events.copy()
+    for col in columns:
+        out[col] = out[col].to_numpy(dtype=np.float64) * factor
+    if systematic.get("recompute_derived", True):
+        out = recompute_derived(out)
+    return out
+
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a counter-based hash, so noise depends only on (key, event_id)."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return z ^ (z >> np.uint64(31))
+
+
+def event_normal(event_id: np.ndarray, key: int) -> np.ndarray:
+    """Standard-normal numbers that are a pure function of ``(key, event_id)``.
+
+    The same event always gets the same number, whatever the row order or chunking.
+
+    Example:
+        >>> a = event_normal(np.array([5, 7, 9]), key=1)
+        >>> b = event_normal(np.array([9, 5, 7]), key=1)
+        >>> bool(np.array_equal(a, b[[1, 2, 0]]))
+        True
+    """
+    ids = np.asarray(event_id, dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        base = _splitmix64(ids ^ _splitmix64(np.full_like(ids, np.uint64(key))))
+        h1, h2 = _splitmix64(base), _splitmix64(base ^ np.uint64(0xD1B54A32D192ED03))
+    # 53-bit uniforms in (0, 1]; Box-Muller needs u1 > 0.
+    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 1.0) / 2.0**53
+    u2 = (h2 >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def _stable_key(seed: int, *parts: str) -> int:
+    import hashlib
+
+    blob = ":".join([str(seed), *parts]).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little")
+
+
+def apply_smear(
+    events: pd.DataFrame, systematic: Systematic, direction: str, *, seed: int
+) -> pd.DataFrame:
+    """Resolution systematic: ``x -> x (1 +/- delta z)`` with z a per-event seeded normal.
+
+    Up and down use the same z, so they are mirror images of each other around nominal.
+    """
+    from .features import recompute_derived
+
+    columns = list(systematic["columns"])
+    _require(events, columns, f"systematic {systematic['name']!r}")
+    out = events.copy()
+    ids = events["event_id"].to_numpy()
+    for col in columns:
+        z = event_normal(ids, _stable_key(seed, systematic["name"], col))
+        out[col] = out[col].to_numpy(dtype=np.float64) * (1.0 + _sign(direction) * systematic["delta"] * z)
+    if systematic.get("recompute_derived", True):
+        out = recompute_derived(out)
+    return out
+
+
+def apply_weight(events: pd.DataFrame, systematic: Systematic, direction: str) -> pd.DataFrame:
+    """Per-event weight systematic: the up/down column holds a factor relative to nominal."""
+    column = systematic[f"{direction}_column"]
+    _require(events, [column], f"systematic {systematic['name']!r}")
+    out = events[["event_id", "weight"]].copy()
+    out["weight"] = out["weight"].to_numpy() * events[column].to_numpy(dtype=np.float64)
+    return out
+
+
+def apply_sample(
+    events: pd.DataFrame,
+    systematic: Systematic,
+    direction: str,
+    *,
+    load_alternative: Callable[[Sequence[str]], pd.DataFrame],
+) -> pd.DataFrame:
+    """Alternative-sample systematic: the processes present in the alternative files replace
+    the nominal events of those processes; every other process stays nominal."""
+    alt = load_alternative(systematic[f"{direction}_paths"])
+    replaced = set(alt["process"].unique())
+    keep = events[~events["process"].isin(replaced)]
+    out = pd.concat([keep, alt[[c for c in events.columns if c in alt.columns]]], ignore_index=True)
+    return out.sort_values("event_id", kind="stable").reset_index(drop=True)
+
+
+def apply_variation(
+    events: pd.DataFrame,
+    name: str,
+    systematics: Sequence[Systematic],
+    *,
+    seed: int,
+    features: Sequence[str],
+    load_alternative: Callable[[Sequence[str]], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Apply variation ``name`` to the test events.
+
+    Weight-only variations return ``event_id, weight``; feature-changing ones also return
+    ``label, process`` and the feature columns, ready to be re-scored.
+    """
+    systematic, direction = parse_variation(name, systematics)
+    kind = systematic["type"]
+    log.info("variation %s: type %s, direction %s", name, kind, direction)
+    if kind == "norm":
+        return apply_norm(events, systematic, direction)
+    if kind == "weight":
+        return apply_weight(events, systematic, direction)
+    if kind == "scale":
+        shifted = apply_scale(events, systematic, direction)
+    elif kind == "smear":
+        shifted = apply_smear(events, systematic, direction, seed=seed)
+    else:
+        if load_alternative is None:
+            raise ConfigError(f"systematic {systematic['name']!r} of type 'sample' needs input files")
+        shifted = apply_sample(events, systematic, direction, load_alternative=load_alternative)
+    _require(shifted, list(features), f"variation {name!r}")
+    return shifted[["event_id", "label", "process", "weight", *features]].reset_index(drop=True)
+
+
+__all__ = [
+    "apply_norm",
+    "apply_scale",
+    "apply_smear",
+    "apply_variation",
+    "apply_weight",
+    "changes_features",
+    "event_normal",
+    "feature_variations",
+    "variation_names",
+    "weight_variations",
+]

@@ -1,0 +1,95 @@
+# Helpers shared by all rule files: config validation, wildcard sets, input functions.
+import systpipe
+from snakemake.utils import validate
+from systpipe.config import validate_config
+from systpipe.provenance import code_fingerprint
+from systpipe.train import model_file_extension
+from systpipe.variations import feature_variations, variation_names, weight_variations
+
+# Domain validation first: one message naming the bad key and what was expected. Then
+# Snakemake's own schema validation, which also fills in defaults.
+config.update(validate_config(config, source="config"))
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+ENV = "../envs/systpipe.yaml"
+CLASSIFIERS = [c["name"] for c in config["classifiers"]]
+SYSTEMATICS = config["systematics"]
+VARIATIONS = variation_names(SYSTEMATICS)
+FEATURE_VARIATIONS = feature_variations(SYSTEMATICS)
+WEIGHT_VARIATIONS = weight_variations(SYSTEMATICS)
+SCORED_VARIATIONS = ["nominal", *FEATURE_VARIATIONS]
+
+
+def _alternatives(names):
+    # Regex alternatives for wildcard constraints; "(?!x)x" matches nothing.
+    return "|".join(names) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    clf=_alternatives(CLASSIFIERS),
+    variation=_alternatives(VARIATIONS[1:]),
+
+
+def classifier_type(name):
+    return next(c["type"] for c in config["classifiers"] if c["name"] == name)
+
+
+def model_path(name):
+    return f"results/models/{name}.{model_file_extension(classifier_type(name))}"
+
+
+def get_model(wildcards):
+    return model_path(wildcards.clf)
+
+
+def get_score_events(wildcards):
+    if wildcards.variation == "nominal":
+        return "results/data/test.parquet"
+    return f"results/variations/{wildcards.variation}.parquet"
+
+
+def get_scan_inputs(wildcards):
+    inputs = {
+        f"score__{v}": f"results/scores/{wildcards.clf}/{v}.parquet" for v in SCORED_VARIATIONS
+    }
+    inputs |= {f"weight__{v}": f"results/variations/{v}.parquet" for v in WEIGHT_VARIATIONS}
+    return inputs
+
+
+def get_table_inputs(wildcards):
+    inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
+    inputs |= {f"info__{c}": f"results/models/{c}.json" for c in CLASSIFIERS}
+    return inputs
+
+
+def get_plot_inputs(wildcards):
+    inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
+    inputs |= {
+        f"score__{c}__{v}": f"results/scores/{c}/{v}.parquet"
+        for c in CLASSIFIERS
+        for v in SCORED_VARIATIONS
+    }
+    inputs["table"] = "results/tables/uncertainties.parquet"
+    return inputs
+
+
+SUMMARY_PLOTS = ["ams", "roc"]
+CLASSIFIER_PLOTS = ["dmu_breakdown", "score_variations", "lumi_projection"]
+STUDY_PLOTS = ["sigma_mu_vs_alpha", "sigma_mu_vs_alpha_loglog", "sigma_mu_vs_fs", "sigma_mu_vs_n"]
+
+
+def final_outputs():
+    return [
+        "results/tables/uncertainties.parquet",
+        *expand("results/plots/{plot}.{ext}", plot=SUMMARY_PLOTS, ext=["png", "pdf"]),
+        *expand(
+            "results/plots/{clf}/{plot}.{ext}",
+            clf=CLASSIFIERS,
+            plot=CLASSIFIER_PLOTS,
+            ext=["png", "pdf"],
+        ),
+        "results/studies/linear_propagation.csv",
+        "results/provenance.json",
+    ]

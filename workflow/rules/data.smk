@@ -1,0 +1,55 @@
+# Event table (built-in simulation or the user's files) and the train/test split.
+if config["input"]["source"] == "simulate":
+
+    rule simulate:
+        output:
+            events="results/data/events.parquet",
+        log:
+            "results/logs/simulate.log",
+        params:
+            step="simulate",
+            code=code_fingerprint("simulate"),
+            settings=config["simulate"],
+            seed=config["seed"],
+        threads: 1
+        conda:
+            ENV
+        script:
+            "../scripts/run_step.py"
+
+else:
+
+    rule ingest:
+        output:
+            events="results/data/events.parquet",
+        log:
+            "results/logs/ingest.log",
+        params:
+            step="ingest",
+            code=code_fingerprint("ingest"),
+            settings=config["files"],
+        threads: 1
+        conda:
+            ENV
+        script:
+            "../scripts/run_step.py"
+
+
+rule split:
+    input:
+        events="results/data/events.parquet",
+    output:
+        train="results/data/train.parquet",
+        test="results/data/test.parquet",
+    log:
+        "results/logs/split.log",
+    params:
+        step="split",
+        code=code_fingerprint("split"),
+        settings=config["split"],
+        seed=config["seed"],
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"

@@ -1,0 +1,97 @@
+# Plots for the report: summaries over classifiers, per-classifier breakdowns, and the
+# reference notebook's part-1 statistics studies.
+rule plots_summary:
+    input:
+        unpack(get_plot_inputs),
+    output:
+        ams_png=report(
+            "results/plots/ams.png",
+            caption="../report/ams.rst",
+            category="Summary",
+            labels={"plot": "AMS vs threshold"},
+        ),
+        ams_pdf="results/plots/ams.pdf",
+        roc_png=report(
+            "results/plots/roc.png",
+            caption="../report/roc.rst",
+            category="Summary",
+            labels={"plot": "ROC curves"},
+        ),
+        roc_pdf="results/plots/roc.pdf",
+    log:
+        "results/logs/plots/summary.log",
+    params:
+        step="plots",
+        code=code_fingerprint("plots"),
+        settings=config["plots"],
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"
+
+
+rule plots_classifier:
+    input:
+        scan="results/scans/{clf}.parquet",
+        scores=expand("results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS),
+        table="results/tables/uncertainties.parquet",
+    output:
+        breakdown_png=report(
+            "results/plots/{clf}/dmu_breakdown.png",
+            caption="../report/dmu_breakdown.rst",
+            category="{clf}",
+            labels={"classifier": "{clf}", "plot": "dmu breakdown vs threshold"},
+        ),
+        breakdown_pdf="results/plots/{clf}/dmu_breakdown.pdf",
+        variations_png=report(
+            "results/plots/{clf}/score_variations.png",
+            caption="../report/score_variations.rst",
+            category="{clf}",
+            labels={"classifier": "{clf}", "plot": "score distributions per variation"},
+        ),
+        variations_pdf="results/plots/{clf}/score_variations.pdf",
+        projection_png=report(
+            "results/plots/{clf}/lumi_projection.png",
+            caption="../report/lumi_projection.rst",
+            category="{clf}",
+            labels={"classifier": "{clf}", "plot": "dmu vs luminosity scale"},
+        ),
+        projection_pdf="results/plots/{clf}/lumi_projection.pdf",
+    log:
+        "results/logs/plots/{clf}.log",
+    params:
+        step="plots",
+        code=code_fingerprint("plots"),
+        settings=config["plots"],
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"
+
+
+rule studies:
+    output:
+        table=report(
+            "results/studies/linear_propagation.csv",
+            caption="../report/studies.rst",
+            category="Statistics studies",
+            labels={"study": "linear propagation table"},
+        ),
+        md="results/studies/linear_propagation.md",
+        plots=report(
+            expand("results/studies/{plot}.png", plot=STUDY_PLOTS),
+            caption="../report/studies.rst",
+            category="Statistics studies",
+        ),
+    log:
+        "results/logs/studies.log",
+    params:
+        step="studies",
+        code=code_fingerprint("studies"),
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"

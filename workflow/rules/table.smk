@@ -1,0 +1,40 @@
+# The final uncertainty table (one row per classifier and working point) and the run record.
+rule table:
+    input:
+        unpack(get_table_inputs),
+    output:
+        parquet="results/tables/uncertainties.parquet",
+        csv=report(
+            "results/tables/uncertainties.csv",
+            caption="../report/table.rst",
+            category="Uncertainty table",
+            labels={"table": "uncertainties (CSV)"},
+        ),
+        md="results/tables/uncertainties.md",
+        tex="results/tables/uncertainties.tex",
+    log:
+        "results/logs/table.log",
+    params:
+        step="table",
+        code=code_fingerprint("table"),
+        settings={"scan": config["scan"], "systematics": config["systematics"]},
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"
+
+
+rule provenance:
+    output:
+        provenance="results/provenance.json",
+    log:
+        "results/logs/provenance.log",
+    params:
+        step="provenance",
+        config_snapshot=config,
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"

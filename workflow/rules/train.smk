@@ -1,0 +1,28 @@
+# One training job per classifier. The model's file extension depends on its library
+# (LightGBM text, XGBoost UBJSON, skops), so each classifier gets its own named rule.
+for _clf in config["classifiers"]:
+
+    rule:
+        name:
+            f"train_{_clf['name']}"
+        input:
+            train="results/data/train.parquet",
+            test="results/data/test.parquet",
+        output:
+            model=model_path(_clf["name"]),
+            info=f"results/models/{_clf['name']}.json",
+        log:
+            f"results/logs/train/{_clf['name']}.log",
+        params:
+            step="train",
+            clf=_clf["name"],
+            code=code_fingerprint("train"),
+            settings={"classifier": _clf, "training": config["training"], "features": config["features"]},
+            seed=config["seed"],
+        threads: config["training"]["threads"]
+        resources:
+            runtime=60,
+        conda:
+            ENV
+        script:
+            "../scripts/run_step.py"

@@ -1,0 +1,19 @@
+# One job per systematic variation of the test data; weight-only variations keep only
+# event_id and weight, feature-changing ones carry the shifted features for re-scoring.
+rule vary:
+    input:
+        test="results/data/test.parquet",
+    output:
+        variation="results/variations/{variation}.parquet",
+    log:
+        "results/logs/vary/{variation}.log",
+    params:
+        step="vary",
+        code=code_fingerprint("vary"),
+        settings={"systematics": config["systematics"], "features": config["features"]},
+        seed=config["seed"],
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/run_step.py"
