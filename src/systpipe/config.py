@@ -139,8 +139,16 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
     thr = cfg["scan"]["thresholds"]
     if thr["start"] >= thr["stop"]:
         raise ConfigError(f"invalid {source}: 'scan.thresholds.start' must be below 'scan.thresholds.stop'")
-    if cfg["input"]["source"] == "files" and not cfg.get("files", {}).get("samples"):
-        raise ConfigError(f"invalid {source}: 'files.samples' is required when 'input.source' is 'files'")
+    if cfg["input"]["source"] == "files":
+        files = cfg.get("files") or {}
+        if not files.get("samples"):
+            raise ConfigError(f"invalid {source}: 'files.samples' is required when 'input.source' is 'files'")
+        unmapped = [f for f in cfg["features"] if f not in files.get("columns", {})]
+        if unmapped:
+            raise ConfigError(
+                f"invalid {source}: 'features' {unmapped} have no entry in 'files.columns' "
+                "(canonical name -> column in the files)"
+            )
     lo, hi = cfg["plots"]["luminosity_scale"]
     if lo >= hi:
         raise ConfigError(f"invalid {source}: 'plots.luminosity_scale' must be increasing")

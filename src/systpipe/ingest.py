@@ -112,7 +112,9 @@ def _read_root(
     try:
         handle = uproot.open(path)
     except Exception as exc:
-        raise IngestError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from exc
+        raise IngestError(
+            f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})"
+        ) from exc
     with handle:
         try:
             classes = handle.classnames(recursive=True)
@@ -135,10 +137,12 @@ def _read_root(
             obj = handle[tree]
             present = list(obj.keys())
         except Exception as exc:
-            raise IngestError(f"{path}: cannot read tree {tree!r} ({type(exc).__name__}: {exc})") from exc
+            raise IngestError(
+                f"{path}: cannot read tree {tree!r} ({type(exc).__name__}: {exc})"
+            ) from exc
         missing = [c for c in cols if c not in present]
         if missing:
-            raise _missing_error(path, needed[missing[0]], missing, present)
+            raise _missing_error(path, needed, missing, present)
         try:
             out = {c: np.asarray(obj[c].array(library="np")) for c in cols}
             n = int(obj.num_entries)
@@ -149,10 +153,12 @@ def _read_root(
     return out, n
 
 
-def _missing_error(path: Path, key: str, missing: Sequence[str], present: Sequence[str]) -> IngestError:
+def _missing_error(
+    path: Path, needed: Mapping[str, str], missing: Sequence[str], present: Sequence[str]
+) -> IngestError:
+    which = ", ".join(f"{c!r} (from '{needed[c]}')" for c in missing)
     return IngestError(
-        f"{path}: column(s) {list(missing)} not found (mapped in '{key}'); "
-        f"columns present in this file: {sorted(present)}"
+        f"{path}: column(s) not found: {which}; columns present in this file: {sorted(present)}"
     )
 
 
@@ -184,24 +190,30 @@ def read_columns(
         try:
             present = pq.read_schema(path).names
         except Exception as exc:
-            raise IngestError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
+            raise IngestError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})"
+            ) from exc
         missing = [c for c in cols if c not in present]
         if missing:
-            raise _missing_error(path, needed[missing[0]], missing, present)
+            raise _missing_error(path, needed, missing, present)
         try:
             table = pq.read_table(path, columns=cols)
             n = table.num_rows
             out = {c: table.column(c).to_numpy(zero_copy_only=False) for c in cols}
         except Exception as exc:
-            raise IngestError(f"{path}: cannot read Parquet columns {cols} ({type(exc).__name__}: {exc})") from exc
+            raise IngestError(
+                f"{path}: cannot read Parquet columns {cols} ({type(exc).__name__}: {exc})"
+            ) from exc
     elif fmt == "csv":
         try:
             present = list(pd.read_csv(path, nrows=0).columns)
         except Exception as exc:
-            raise IngestError(f"{path}: not a readable CSV file ({type(exc).__name__}: {exc})") from exc
+            raise IngestError(
+                f"{path}: not a readable CSV file ({type(exc).__name__}: {exc})"
+            ) from exc
         missing = [c for c in cols if c not in present]
         if missing:
-            raise _missing_error(path, needed[missing[0]], missing, present)
+            raise _missing_error(path, needed, missing, present)
         try:
             frame = pd.read_csv(path, usecols=cols, float_precision="round_trip")
         except Exception as exc:
@@ -209,7 +221,9 @@ def read_columns(
         n = len(frame)
         out = {c: frame[c].to_numpy() for c in cols}
     else:
-        raise IngestError(f"{path}: unknown format {fmt!r} in '{key}.format'; expected one of {list(FORMATS)}")
+        raise IngestError(
+            f"{path}: unknown format {fmt!r} in '{key}.format'; expected one of {list(FORMATS)}"
+        )
     for c, arr in out.items():
         if arr.ndim != 1 or len(arr) != n:
             raise IngestError(f"{path}: column {c!r} is not a flat column with one value per event")
@@ -265,7 +279,9 @@ def _label_lookup(label: Mapping[str, Any]) -> dict[str, int]:
         for code in label.get(name) or ():
             c = _canon_code(code)
             if lookup.get(c, value) != value:
-                raise ConfigError(f"'files.label': value {code!r} is listed as both signal and background")
+                raise ConfigError(
+                    f"'files.label': value {code!r} is listed as both signal and background"
+                )
             lookup[c] = value
     return lookup
 
@@ -293,18 +309,24 @@ def _check_config(
             )
     for col in keep_columns:
         if col in columns or col in (*RESERVED, EVENT_ID):
-            raise ConfigError(f"'files.keep_columns' entry {col!r} clashes with a canonical column name")
+            raise ConfigError(
+                f"'files.keep_columns' entry {col!r} clashes with a canonical column name"
+            )
     names = [s.get("name") for s in samples]
     for i, sample in enumerate(samples):
         key = f"files.samples[{i}]"
         if not sample.get("name"):
             raise ConfigError(f"'{key}.name' is required")
-        if names.count(sample["name"]) > 1:
-            raise ConfigError(f"'{key}.name' = {sample['name']!r} is used by more than one sample")
+        if names.index(sample["name"]) != i:
+            raise ConfigError(
+                f"'{key}.name' = {sample['name']!r} is already used by files.samples[{names.index(sample['name'])}]"
+            )
         if not sample.get("paths"):
             raise ConfigError(f"'{key}.paths' is required (a list of files or glob patterns)")
         if sample.get("format", "auto") not in FORMATS:
-            raise ConfigError(f"'{key}.format' = {sample['format']!r}: expected one of {list(FORMATS)}")
+            raise ConfigError(
+                f"'{key}.format' = {sample['format']!r}: expected one of {list(FORMATS)}"
+            )
         if sample.get("process") and sample.get("process_column"):
             raise ConfigError(f"'{key}': give either 'process' or 'process_column', not both")
         if sample.get("process_map") and not sample.get("process_column"):
@@ -319,7 +341,9 @@ def _check_config(
                     "the label of its events is unknown"
                 )
             if not (label.get("signal") or label.get("background")):
-                raise ConfigError("'files.label' needs a 'signal' and/or 'background' list of values")
+                raise ConfigError(
+                    "'files.label' needs a 'signal' and/or 'background' list of values"
+                )
 
 
 def _read_sample(
@@ -358,7 +382,9 @@ def _read_sample(
     files: list[tuple[Path, int]] = []
     offset = 0
     for path in paths:
-        raw, n = read_columns(path, sample.get("format", "auto"), needed, tree=sample.get("tree"), key=key)
+        raw, n = read_columns(
+            path, sample.get("format", "auto"), needed, tree=sample.get("tree"), key=key
+        )
         data: dict[str, Any] = {}
         if EVENT_ID in columns:
             src = columns[EVENT_ID]
@@ -376,8 +402,12 @@ def _read_sample(
             labels = np.full(n, LABELS[fixed_label], dtype=np.int8)
         else:
             labels = _map_codes(
-                raw[label["column"]], label_lookup, path=path, column=label["column"],
-                key="files.label", what="label",
+                raw[label["column"]],
+                label_lookup,
+                path=path,
+                column=label["column"],
+                key="files.label",
+                what="label",
                 shown_mapping={k: list(label.get(k) or []) for k in LABELS},
             ).astype(np.int8)
 
@@ -387,8 +417,12 @@ def _read_sample(
             codes = raw[process_column]
             if process_lookup:
                 process = _map_codes(
-                    codes, process_lookup, path=path, column=process_column,
-                    key=f"{key}.process_map", what="process",
+                    codes,
+                    process_lookup,
+                    path=path,
+                    column=process_column,
+                    key=f"{key}.process_map",
+                    what="process",
                     shown_mapping=dict(sample["process_map"]),
                 )
             else:
@@ -398,7 +432,9 @@ def _read_sample(
             process = np.where(labels == 1, "signal", "background").astype(object)
 
         if weight_column:
-            weights = _as_float(raw[weight_column], path=path, column=weight_column, key="files.weight.column")
+            weights = _as_float(
+                raw[weight_column], path=path, column=weight_column, key="files.weight.column"
+            )
             bad = ~np.isfinite(weights)
             if bad.any():
                 raise IngestError(
@@ -431,7 +467,10 @@ def _read_sample(
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     log.info(
         "sample %s: %d events from %d file(s), sum of weights %.6g",
-        sample["name"], len(frame), len(paths), float(frame["weight"].sum()),
+        sample["name"],
+        len(frame),
+        len(paths),
+        float(frame["weight"].sum()),
     )
     return frame, files
 
@@ -440,8 +479,8 @@ def ingest(
     *,
     samples: Sequence[Mapping[str, Any]],
     columns: Mapping[str, str],
-    label: Mapping[str, Any] | None,
-    weight: Mapping[str, Any],
+    label: Mapping[str, Any] | None = None,
+    weight: Mapping[str, Any] | None = None,
     mev_to_gev: Sequence[str] = (),
     missing_sentinels: Sequence[float] = (),
     keep_columns: Sequence[str] = (),
@@ -478,9 +517,17 @@ def ingest(
     sentinels = np.asarray(list(missing_sentinels), dtype=np.float64)
     read = [
         _read_sample(
-            i, sample, columns=columns, label=label, label_lookup=label_lookup,
-            weight_column=weight.get("column"), weight_scale=scale, mev_to_gev=list(mev_to_gev),
-            sentinels=sentinels, keep_columns=list(keep_columns), base_dir=base_dir,
+            i,
+            sample,
+            columns=columns,
+            label=label,
+            label_lookup=label_lookup,
+            weight_column=weight.get("column"),
+            weight_scale=scale,
+            mev_to_gev=list(mev_to_gev),
+            sentinels=sentinels,
+            keep_columns=list(keep_columns),
+            base_dir=base_dir,
         )
         for i, sample in enumerate(samples)
     ]
@@ -494,7 +541,9 @@ def ingest(
     dup = pd.Series(ids).duplicated(keep=False).to_numpy()
     if dup.any():
         edges = np.cumsum([n for _, n in files])
-        owners = sorted({str(files[i][0]) for i in np.searchsorted(edges, np.flatnonzero(dup), side="right")})
+        owners = sorted(
+            {str(files[i][0]) for i in np.searchsorted(edges, np.flatnonzero(dup), side="right")}
+        )
         raise IngestError(
             f"column {columns.get(EVENT_ID)!r} ('files.columns.event_id') is not unique: "
             f"{int(dup.sum())} rows share an id (e.g. {int(ids[dup][0])}) in file(s) {owners}"
@@ -508,7 +557,8 @@ def ingest(
                 f"the event table has no {what} events (samples {names}); check 'files.label' "
                 f"or the samples' 'label' (label mapping: {dict(label or {})})"
             )
-    df = df.sort_values(EVENT_ID, kind="stable").reset_index(drop=True)
+    if not df[EVENT_ID].is_monotonic_increasing:  # only user-supplied ids can be out of order
+        df = df.sort_values(EVENT_ID, kind="stable", ignore_index=True)
     log.info("ingested %d events (%d signal, %d background)", len(df), n_sig, n_bkg)
     return df
 
@@ -518,8 +568,8 @@ def ingest_to_file(
     *,
     samples: Sequence[Mapping[str, Any]],
     columns: Mapping[str, str],
-    label: Mapping[str, Any] | None,
-    weight: Mapping[str, Any],
+    label: Mapping[str, Any] | None = None,
+    weight: Mapping[str, Any] | None = None,
     mev_to_gev: Sequence[str] = (),
     missing_sentinels: Sequence[float] = (),
     keep_columns: Sequence[str] = (),
@@ -530,8 +580,14 @@ def ingest_to_file(
     from .io import write_table
 
     df = ingest(
-        samples=samples, columns=columns, label=label, weight=weight, mev_to_gev=mev_to_gev,
-        missing_sentinels=missing_sentinels, keep_columns=keep_columns, base_dir=base_dir,
+        samples=samples,
+        columns=columns,
+        label=label,
+        weight=weight,
+        mev_to_gev=mev_to_gev,
+        missing_sentinels=missing_sentinels,
+        keep_columns=keep_columns,
+        base_dir=base_dir,
     )
     write_table(df, out, provenance)
     return df

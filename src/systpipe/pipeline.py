@@ -47,7 +47,11 @@ def simulate(config: Config, *, events: str | Path) -> Path:
 
 def _files_kwargs(config: Config) -> dict[str, Any]:
     files = config["files"]
-    keep = [c for s in config["systematics"] if s["type"] == "weight" for c in (s["up_column"], s["down_column"])]
+    keep = list(files.get("keep_columns", []))
+    keep += [
+        c for s in config["systematics"] if s["type"] == "weight"
+        for c in (s["up_column"], s["down_column"]) if c not in keep
+    ]
     return {
         "samples": files["samples"],
         "columns": files.get("columns", {}),

@@ -94,7 +94,9 @@ def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
         dup = df.loc[df["event_id"].duplicated(), "event_id"].iloc[0]
         raise DataContractError(f"split: event_id is not unique (e.g. {dup})")
     if df["process"].isna().any():
-        raise DataContractError(f"split: {int(df['process'].isna().sum())} event(s) have no process")
+        raise DataContractError(
+            f"split: {int(df['process'].isna().sum())} event(s) have no process"
+        )
 
     ordered = df.sort_values("event_id", kind="stable").reset_index(drop=True)
     process = ordered["process"].astype(str).to_numpy()
@@ -120,7 +122,11 @@ def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
     train = ordered.loc[~in_test].reset_index(drop=True)
     log.info(
         "split %d events: %d train, %d test (test_fraction %g, seed %d)",
-        len(ordered), len(train), len(test), test_fraction, seed,
+        len(ordered),
+        len(train),
+        len(test),
+        test_fraction,
+        seed,
     )
     return Split(train=train, test=test)
 

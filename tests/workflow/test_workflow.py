@@ -1,0 +1,175 @@
+"""Workflow tests: lint, dry runs, config errors, and the whole chain on config/smoke.yaml."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True):
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=workdir,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def make_workdir(tmp: Path) -> Path:
+    shutil.copytree(ROOT / "config", tmp / "config")
+    return tmp
+
+
+def run_smoke(workdir: Path, cores: int) -> Path:
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "--cores", str(cores))
+    return workdir / "results"
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(make_workdir(tmp_path), "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/smoke.yaml"])
+def test_dry_run_dag(tmp_path, configfile):
+    out = snakemake(make_workdir(tmp_path), "-n", "--configfile", configfile).stdout
+    scored = set(re.findall(r"results/scores/(\w+)/(\w+)\.parquet", out))
+    classifiers = {"hgb", "lgbm", "xgb", "rf"}
+    # Only nominal and the feature-changing detector variations are re-scored.
+    assert scored == {(c, v) for c in classifiers for v in ("nominal", "det_up", "det_down")}
+    for variation in ("lumi_up", "lumi_down", "sig_up", "sig_down", "bkg_up", "bkg_down", "det_up", "det_down"):
+        assert f"results/variations/{variation}.parquet" in out
+    assert "results/tables/uncertainties.parquet" in out
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("split:\n  test_fraction: 1.5\n", "'split.test_fraction' = 1.5: expected a value < 1"),
+        ("scan:\n  min_sigal: 3\n", "unknown key(s) ['min_sigal'] in 'scan'"),
+        ("seed: abc\n", "'seed' = 'abc': expected type integer"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, patch, message):
+    workdir = make_workdir(tmp_path)
+    (workdir / "bad.yaml").write_text(patch)
+    proc = snakemake(workdir, "--configfile", "config/smoke.yaml", "bad.yaml", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert not (workdir / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    first = make_workdir(tmp_path_factory.mktemp("smoke_a"))
+    second = make_workdir(tmp_path_factory.mktemp("smoke_b"))
+    single = make_workdir(tmp_path_factory.mktemp("smoke_1core"))
+    return run_smoke(first, 2), run_smoke(second, 2), run_smoke(single, 1)
+
+
+@pytest.mark.slow
+def test_table_rows_and_invariants(smoke_runs):
+    table = pd.read_parquet(smoke_runs[0] / "tables" / "uncertainties.parquet")
+    shift = table[table["method"] == "shift"] if "method" in table else table
+    assert sorted(zip(shift["classifier"], shift["working_point"])) == sorted(
+        (c, w) for c in ("hgb", "lgbm", "xgb", "rf") for w in ("max_ams", "min_dmu_tot")
+    )
+    dmu_cols = ["dmu_stat", "dmu_lumi", "dmu_sig", "dmu_bkg", "dmu_det", "dmu_syst_tot", "dmu_tot"]
+    values = shift[dmu_cols].to_numpy()
+    assert np.all(np.isfinite(values)) and np.all(values > 0)
+    assert np.all(shift["dmu_tot"] >= shift["dmu_stat"])
+    quad = shift["dmu_stat"] ** 2 + sum(shift[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg", "det"))
+    np.testing.assert_allclose(shift["dmu_tot"] ** 2, quad, rtol=1e-12)
+    assert (shift["AUC"] > 0.6).all()
+    for ext in ("csv", "md", "tex"):
+        assert (smoke_runs[0] / "tables" / f"uncertainties.{ext}").stat().st_size > 100
+
+
+@pytest.mark.slow
+def test_table_equals_independent_recomputation(smoke_runs):
+    results = smoke_runs[0]
+    table = pd.read_parquet(results / "tables" / "uncertainties.parquet")
+    if "method" in table:
+        table = table[table["method"] == "shift"]
+    deltas = {"lumi": (0.01, None), "sig": (0.05, 1), "bkg": (0.02, 0)}
+    for row in table.itertuples():
+        nominal = pd.read_parquet(results / "scores" / row.classifier / "nominal.parquet")
+        sel = nominal["score"].to_numpy() > row.threshold
+        sig = nominal["label"].to_numpy() == 1
+        w = nominal["weight"].to_numpy()
+        s, b = w[sel & sig].sum(), w[sel & ~sig].sum()
+        n = s + b
+        np.testing.assert_allclose([row.S, row.B], [s, b], rtol=1e-12)
+        np.testing.assert_allclose(row.dmu_stat, np.sqrt(n) / s, rtol=1e-12)
+        for name, (delta, label) in deltas.items():
+            shifts = []
+            for sign in (+1, -1):
+                factor = np.where(np.ones_like(sig) if label is None else (sig == bool(label)), 1 + sign * delta, 1.0)
+                wv = w * factor
+                shifts.append((n - wv[sel & ~sig].sum()) / wv[sel & sig].sum() - 1)
+            np.testing.assert_allclose(getattr(row, f"dmu_{name}"), (abs(shifts[0]) + abs(shifts[1])) / 2, rtol=1e-9)
+        det = []
+        for direction in ("up", "down"):
+            var = pd.read_parquet(results / "scores" / row.classifier / f"det_{direction}.parquet")
+            vsel = var["score"].to_numpy() > row.threshold
+            vsig = var["label"].to_numpy() == 1
+            vw = var["weight"].to_numpy()
+            det.append((n - vw[vsel & ~vsig].sum()) / vw[vsel & vsig].sum() - 1)
+        np.testing.assert_allclose(row.dmu_det, (abs(det[0]) + abs(det[1])) / 2, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_reproducible_byte_for_byte_and_across_cores(smoke_runs):
+    first, second, single = smoke_runs
+    for name in ("uncertainties.parquet", "uncertainties.csv", "uncertainties.md", "uncertainties.tex"):
+        ref = (first / "tables" / name).read_bytes()
+        assert (second / "tables" / name).read_bytes() == ref, name
+        assert (single / "tables" / name).read_bytes() == ref, name
+    for path in sorted((first / "scans").glob("*.parquet")):
+        assert (single / "scans" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_every_rule_logged_and_report_builds(smoke_runs):
+    results = smoke_runs[0]
+    logs = list((results / "logs").rglob("*.log"))
+    assert len(logs) >= 20
+    train_log = (results / "logs" / "train" / "lgbm.log").read_text()
+    assert "iteration" in train_log.lower()
+    assert (results / "provenance.json").is_file()
+    for png in ["plots/ams.png", "plots/roc.png", "plots/hgb/dmu_breakdown.png"]:
+        assert (results / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    workdir = results.parent
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", "results/report.zip")
+    assert (results / "report.zip").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_code_change_reruns_the_affected_steps(smoke_runs, tmp_path):
+    workdir = smoke_runs[0].parent
+    unchanged = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml").stdout
+    assert "Nothing to be done" in unchanged
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src)
+    with open(src / "systpipe" / "scan.py", "a") as fh:
+        fh.write("\n# an edit that Snakemake cannot see through mtimes\n")
+    env = {"PYTHONPATH": str(src)}
+    changed = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", env=env).stdout
+    jobs = set(re.findall(r"^rule (\w+):", changed, flags=re.M))
+    assert "scan" in jobs and "table" in jobs
+    assert not {"simulate", "split", "score", "vary"} & jobs
+    assert not any(j.startswith("train_") for j in jobs)
