@@ -18,7 +18,7 @@ class DataContractError(SystpipeError):
 
 
 class ModelError(SystpipeError):
-    """A classifier cannot be built, saved or loaded."""
+    """A classifier or statistical model cannot be built, fitted, saved or loaded."""
 
 
 __all__ = ["ConfigError", "DataContractError", "IngestError", "ModelError", "SystpipeError"]

@@ -1,0 +1,234 @@
+"""Binned score templates per sample and variation: the input of the profile-likelihood fit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataContractError
+
+log = logging.getLogger(__name__)
+
+GroupBy = Literal["process", "label"]
+NOMINAL = "nominal"
+_REQUIRED = ("label", "weight", "score")
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Histograms of the classifier score, one row per sample.
+
+    Bins are right-closed, ``(e_i, e_{i+1}]``, so that a bin's lower edge is a selection
+    ``score > t`` exactly as in the threshold scan (SPEC section 5). Scores at or below the
+    first edge are outside the fit region and dropped; scores above the last edge are put in
+    the last bin (overflow), so nothing above the fit threshold is lost.
+
+    Attributes:
+        bin_edges: the ``n_bins + 1`` edges.
+        samples: sample names (processes, or "signal"/"background").
+        is_signal: per sample, True if it is scaled by the signal strength.
+        nominal: (n_samples, n_bins) sum of weights.
+        sumw2: (n_samples, n_bins) sum of squared weights (MC statistical variance).
+        variations: variation name -> (n_samples, n_bins) sum of weights.
+    """
+
+    bin_edges: np.ndarray
+    samples: list[str]
+    is_signal: list[bool]
+    nominal: np.ndarray
+    sumw2: np.ndarray
+    variations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_bins(self) -> int:
+        """Number of bins."""
+        return int(self.bin_edges.size - 1)
+
+    @property
+    def signal_mask(self) -> np.ndarray:
+        """Boolean mask over samples: True for signal samples."""
+        return np.asarray(self.is_signal, dtype=bool)
+
+    def total(self, variation: str = NOMINAL, *, signal: bool | None = None) -> np.ndarray:
+        """Per-bin sum over samples (all, only signal, or only background) of one variation."""
+        hist = self.nominal if variation == NOMINAL else self.variations[variation]
+        if signal is None:
+            return hist.sum(axis=0)
+        rows = self.signal_mask if signal else ~self.signal_mask
+        return hist[rows].sum(axis=0)
+
+
+def default_bin_edges(*, n_bins: int = 10, score_min: float = 0.5, score_max: float = 1.0) -> np.ndarray:
+    """``n_bins`` uniform bins on (score_min, score_max].
+
+    Example:
+        >>> default_bin_edges(n_bins=4, score_min=0.6).tolist()
+        [0.6, 0.7, 0.8, 0.9, 1.0]
+    """
+    if int(n_bins) < 1:
+        raise ConfigError(f"fit.n_bins must be >= 1, got {n_bins}")
+    if not score_max > score_min:
+        raise ConfigError(f"fit.score_min ({score_min}) must be below score_max ({score_max})")
+    return np.round(np.linspace(score_min, score_max, int(n_bins) + 1), 12)
+
+
+def bin_index(score: np.ndarray, bin_edges: np.ndarray) -> np.ndarray:
+    """Right-closed bin index of each score; -1 for scores at or below the first edge.
+
+    Example:
+        >>> bin_index(np.array([0.1, 0.5, 0.50001, 0.75, 1.0, 1.2]), np.array([0.5, 0.75, 1.0])).tolist()
+        [-1, -1, 0, 0, 1, 1]
+    """
+    n_bins = bin_edges.size - 1
+    idx = np.searchsorted(bin_edges, score, side="left") - 1
+    return np.where(idx >= n_bins, n_bins - 1, idx)
+
+
+def _check_edges(bin_edges: Sequence[float] | np.ndarray) -> np.ndarray:
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0) or not np.all(np.isfinite(edges)):
+        raise ConfigError(f"bin_edges must be >= 2 finite, strictly increasing values, got {edges.tolist()}")
+    return edges
+
+
+def _sample_keys(frame: pd.DataFrame, group_by: GroupBy, name: str) -> np.ndarray:
+    if group_by == "label":
+        return np.where(frame["label"].to_numpy() == 1, "signal", "background")
+    if "process" not in frame.columns:
+        raise DataContractError(f"score frame {name!r} has no 'process' column (needed for group_by='process')")
+    return frame["process"].astype(str).to_numpy()
+
+
+def _check_frame(frame: pd.DataFrame, name: str) -> None:
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataContractError(
+            f"score frame {name!r} lacks column(s) {missing}; columns present: {list(frame.columns)}"
+        )
+
+
+def _histograms(
+    frame: pd.DataFrame, samples: list[str], keys: np.ndarray, edges: np.ndarray, squared: bool
+) -> np.ndarray:
+    n_bins = edges.size - 1
+    score = frame["score"].to_numpy(dtype=np.float64)
+    weight = frame["weight"].to_numpy(dtype=np.float64)
+    if "event_id" in frame.columns:
+        # bincount adds in row order; fixing the order makes the sums bit-identical whatever
+        # order the rows arrive in.
+        ids = frame["event_id"].to_numpy()
+        if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
+            order = np.argsort(ids, kind="stable")
+            score, weight, keys = score[order], weight[order], keys[order]
+    idx = bin_index(score, edges)
+    inside = idx >= 0
+    codes = {s: i for i, s in enumerate(samples)}
+    uniq, inverse = np.unique(keys[inside], return_inverse=True)
+    rows = np.array([codes[str(u)] for u in uniq], dtype=np.int64)[inverse]
+    w = weight[inside]
+    flat = rows * n_bins + idx[inside]
+    out = np.bincount(flat, weights=w * w if squared else w, minlength=len(samples) * n_bins)
+    return out.reshape(len(samples), n_bins)
+
+
+def build_templates(
+    scores: Mapping[str, pd.DataFrame],
+    *,
+    bin_edges: Sequence[float] | np.ndarray,
+    group_by: GroupBy = "process",
+) -> Templates:
+    """Histogram the score frames of every variation into per-sample templates.
+
+    Args:
+        scores: variation name -> DataFrame(event_id, label, process, weight, score); must
+            contain "nominal". Weight-only variations carry the nominal scores with their own
+            weights; feature-changing ones carry re-scored events.
+        bin_edges: increasing edges; bins are right-closed (see :class:`Templates`).
+        group_by: "process" (one sample per process; a process must have a single label) or
+            "label" (two samples, "signal" and "background").
+
+    Returns:
+        The templates; samples sorted by name, signal samples first.
+    """
+    if group_by not in ("process", "label"):
+        raise ConfigError(f"fit.group_by must be 'process' or 'label', got {group_by!r}")
+    if NOMINAL not in scores:
+        raise DataContractError(f"score frames lack the 'nominal' variation; got {sorted(scores)}")
+    edges = _check_edges(bin_edges)
+    nominal = scores[NOMINAL]
+    _check_frame(nominal, NOMINAL)
+    keys = _sample_keys(nominal, group_by, NOMINAL)
+    labels = nominal["label"].to_numpy()
+    signal_of: dict[str, bool] = {}
+    for key in np.unique(keys):
+        lab = np.unique(labels[keys == key])
+        if lab.size != 1:
+            raise DataContractError(
+                f"process {key!r} has events with both labels {lab.tolist()}; use fit.group_by: label"
+            )
+        signal_of[str(key)] = bool(lab[0] == 1)
+    samples = sorted(signal_of, key=lambda s: (not signal_of[s], s))
+    if not any(signal_of.values()):
+        raise DataContractError("the nominal score frame has no signal events (label == 1)")
+    nom = _histograms(nominal, samples, keys, edges, squared=False)
+    sumw2 = _histograms(nominal, samples, keys, edges, squared=True)
+    variations: dict[str, np.ndarray] = {}
+    for name in sorted(scores):
+        if name == NOMINAL:
+            continue
+        frame = scores[name]
+        _check_frame(frame, name)
+        vkeys = _sample_keys(frame, group_by, name)
+        unknown = sorted(set(np.unique(vkeys).tolist()) - set(samples))
+        if unknown:
+            raise DataContractError(
+                f"variation {name!r} has sample(s) {unknown} absent from nominal; nominal samples: {samples}"
+            )
+        variations[name] = _histograms(frame, samples, vkeys, edges, squared=False)
+    log.info(
+        "templates: %d samples x %d bins on (%.3g, %.3g], %d variations",
+        len(samples), edges.size - 1, edges[0], edges[-1], len(variations),
+    )
+    return Templates(
+        bin_edges=edges,
+        samples=samples,
+        is_signal=[signal_of[s] for s in samples],
+        nominal=nom,
+        sumw2=sumw2,
+        variations=variations,
+    )
+
+
+def rebin(templates: Templates, bin_edges: Sequence[float] | np.ndarray) -> Templates:
+    """Merge bins of ``templates`` onto coarser edges that are a subset of its own edges.
+
+    The right-closed convention makes merging exact. Bins below the new first edge are
+    dropped, as :func:`build_templates` would have dropped their events.
+    """
+    edges = _check_edges(bin_edges)
+    pos = np.searchsorted(templates.bin_edges, edges)
+    pos = np.clip(pos, 0, templates.bin_edges.size - 1)
+    if not np.allclose(templates.bin_edges[pos], edges, rtol=0, atol=1e-9):
+        raise ConfigError(f"new edges {edges.tolist()} are not a subset of {templates.bin_edges.tolist()}")
+    if pos[-1] != templates.bin_edges.size - 1:
+        raise ConfigError("rebin: the last edge must equal the templates' last edge (overflow bin)")
+
+    def merge(h: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(h[:, pos[0]:], pos[:-1] - pos[0], axis=1)
+
+    return Templates(
+        bin_edges=edges,
+        samples=list(templates.samples),
+        is_signal=list(templates.is_signal),
+        nominal=merge(templates.nominal),
+        sumw2=merge(templates.sumw2),
+        variations={k: merge(v) for k, v in templates.variations.items()},
+    )
+
+
+__all__ = ["Templates", "bin_index", "build_templates", "default_bin_edges", "rebin"]
