@@ -28,11 +28,11 @@ Config = Mapping[str, Any]
 
 def simulate(config: Config, *, events: str | Path) -> Path:
     """Generate the built-in H->WW sample (SPEC section 8) into ``events``."""
-    from .simulate import simulate as generate
+    from .simulate import simulate_with_stats
 
     sim = config["simulate"]
     started = time.perf_counter()
-    df = generate(
+    result = simulate_with_stats(
         n_selected=sim["n_selected"],
         seed=derive_seed(config["seed"], "simulate"),
         luminosity_fb=sim["luminosity_fb"],
@@ -41,8 +41,15 @@ def simulate(config: Config, *, events: str | Path) -> Path:
         **sim["detector"],
         **sim["selection"],
     )
+    df = result.events
     log.info("simulated %d selected events in %.1f s", len(df), time.perf_counter() - started)
-    return io.write_table(df, events, file_provenance(config, "simulate"))
+    stats = {
+        "n_generated": dict(result.n_generated),
+        "efficiency": dict(result.efficiency),
+        "cross_sections_pb": dict(result.cross_sections_pb),
+    }
+    log.info("generation summary: %s", stats)
+    return io.write_table(df, events, file_provenance(config, "simulate", **stats))
 
 
 def _files_kwargs(config: Config) -> dict[str, Any]:

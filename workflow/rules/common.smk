@@ -77,7 +77,7 @@ def get_plot_inputs(wildcards):
 
 SUMMARY_PLOTS = ["ams", "roc"]
 CLASSIFIER_PLOTS = ["dmu_breakdown", "score_variations", "lumi_projection"]
-STUDY_PLOTS = ["sigma_mu_vs_alpha", "sigma_mu_vs_alpha_loglog", "sigma_mu_vs_fs", "sigma_mu_vs_n"]
+STUDY_PLOTS = ["sigma_mu_vs_alpha", "sigma_mu_vs_fraction", "sigma_mu_vs_n"]
 
 
 def final_outputs():

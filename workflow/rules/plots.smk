@@ -80,11 +80,18 @@ rule studies:
             labels={"study": "linear propagation table"},
         ),
         md="results/studies/linear_propagation.md",
-        plots=report(
-            expand("results/studies/{plot}.png", plot=STUDY_PLOTS),
-            caption="../report/studies.rst",
-            category="Statistics studies",
-        ),
+        sigma_cases="results/studies/sigma_mu_configurations.csv",
+        summary="results/studies/studies_summary.json",
+        pdfs=expand("results/studies/{plot}.pdf", plot=STUDY_PLOTS),
+        plots=[
+            report(
+                f"results/studies/{plot}.png",
+                caption="../report/studies.rst",
+                category="Statistics studies",
+                labels={"study": plot},
+            )
+            for plot in STUDY_PLOTS
+        ],
     log:
         "results/logs/studies.log",
     params:

@@ -1,0 +1,220 @@
+"""Figures of the profile-likelihood fit: impact ranking, pulls, correlations, pre/post-fit scores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.patches import Patch
+
+from .errors import DataContractError
+from .fit import FitResult, HistFactoryModel
+from .plots import _COLORS, OutPath, _tex_escape, add_label, figure_style, new_figure, save_figure
+
+log = logging.getLogger(__name__)
+
+
+def _label(name: str) -> str:
+    return _tex_escape(name)
+
+
+def plot_impacts(result: FitResult, out: OutPath, *, top_n: int = 20, rlabel: str | None = None) -> list[Path]:
+    """Ranking plot: pre-/post-fit impacts on mu (bottom axis) and pulls (top axis), largest first.
+
+    Args:
+        result: a fit result with impacts.
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        top_n: number of nuisance parameters shown.
+        rlabel: text at the top right.
+    """
+    imp = result.impacts
+    if imp is None or imp.empty:
+        raise DataContractError("plot_impacts: the fit result has no impacts (fit with impacts=True)")
+    imp = imp.head(top_n).iloc[::-1].reset_index(drop=True)
+    pulls = result.pulls.set_index("parameter")
+    y = np.arange(len(imp))
+    with figure_style():
+        fig, axes = new_figure(figsize=(8.0, 1.6 + 0.38 * len(imp)))
+        ax = axes[0, 0]
+        ax.barh(y, imp["pre_up"], height=0.7, fill=False, edgecolor=_COLORS[0], lw=1.2)
+        ax.barh(y, imp["pre_down"], height=0.7, fill=False, edgecolor=_COLORS[1], lw=1.2)
+        ax.barh(y, imp["post_up"], height=0.7, color=_COLORS[0], alpha=0.7)
+        ax.barh(y, imp["post_down"], height=0.7, color=_COLORS[1], alpha=0.7)
+        ax.axvline(0.0, color="black", lw=0.8)
+        lim = 1.15 * float(np.nanmax(np.abs(imp[["pre_up", "pre_down", "post_up", "post_down"]].to_numpy())))
+        ax.set_xlim(-max(lim, 1e-6), max(lim, 1e-6))
+        ax.set_yticks(y, [_label(p) for p in imp["parameter"]])
+        ax.set_ylim(-0.7, len(imp) - 0.3 + 1.2)
+        ax.set_xlabel(r"Impact on $\hat{\mu}$: $\Delta\hat{\mu}$")
+        top = ax.twiny()
+        vals = np.array([pulls.loc[p, "pull"] if p in pulls.index else np.nan for p in imp["parameter"]])
+        errs = np.array([pulls.loc[p, "constraint"] if p in pulls.index else np.nan for p in imp["parameter"]])
+        top.errorbar(vals, y, xerr=errs, fmt="o", color="black", ms=4, lw=1.2)
+        top.set_xlim(-2.0, 2.0)
+        top.axvline(-1.0, color="grey", ls=":", lw=0.8)
+        top.axvline(1.0, color="grey", ls=":", lw=0.8)
+        top.set_xlabel(r"Pull $(\hat{\theta} - \theta_0)/\Delta\theta$")
+        handles = [
+            Patch(facecolor="none", edgecolor=_COLORS[0], label=r"pre-fit $+1\sigma$"),
+            Patch(facecolor="none", edgecolor=_COLORS[1], label=r"pre-fit $-1\sigma$"),
+            Patch(facecolor=_COLORS[0], alpha=0.7, label=r"post-fit $+1\sigma$"),
+            Patch(facecolor=_COLORS[1], alpha=0.7, label=r"post-fit $-1\sigma$"),
+        ]
+        ax.legend(handles=handles, loc="upper right", ncols=2, fontsize="x-small")
+        # the experiment label would collide with the pull axis on top: title-free figure,
+        # rlabel (if any) goes into the lower right corner
+        if rlabel:
+            ax.text(0.98, 0.02, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
+        return save_figure(fig, out)
+
+
+def plot_pulls(result: FitResult, out: OutPath, *, rlabel: str | None = None) -> list[Path]:
+    """Pulls (theta_hat - theta_0)/sigma_prefit with post-fit errors, +/-1 and +/-2 bands."""
+    pulls = result.pulls
+    if pulls is None or pulls.empty:
+        raise DataContractError("plot_pulls: the fit result has no nuisance parameters")
+    y = np.arange(len(pulls))[::-1]
+    with figure_style():
+        fig, axes = new_figure(figsize=(7.0, 1.6 + 0.32 * len(pulls)))
+        ax = axes[0, 0]
+        ax.axvspan(-2, 2, color="#ffe066", alpha=0.6, lw=0)
+        ax.axvspan(-1, 1, color="#77c66e", alpha=0.6, lw=0)
+        ax.errorbar(pulls["pull"], y, xerr=pulls["constraint"], fmt="o", color="black", ms=4)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [_label(p) for p in pulls["parameter"]])
+        ax.set_xlim(-3, 3)
+        ax.set_ylim(-0.7, len(pulls) - 0.3 + 1.0)
+        ax.set_xlabel(r"$(\hat{\theta} - \theta_0)/\Delta\theta$")
+        add_label(ax, rlabel)
+        return save_figure(fig, out)
+
+
+def plot_correlation(
+    result: FitResult, out: OutPath, *, min_abs: float = 0.0, rlabel: str | None = None
+) -> list[Path]:
+    """Correlation matrix of the free parameters (Hesse); parameters whose largest
+    off-diagonal |rho| is below ``min_abs`` are left out."""
+    corr = np.asarray(result.correlation, dtype=float)
+    names = list(result.correlation_names)
+    if corr.size == 0:
+        raise DataContractError("plot_correlation: the fit result has no correlation matrix")
+    off = np.abs(corr - np.diag(np.diag(corr)))
+    keep = np.flatnonzero(np.nanmax(off, axis=1) >= min_abs) if min_abs > 0 else np.arange(len(names))
+    corr = corr[np.ix_(keep, keep)]
+    names = [names[i] for i in keep]
+    size = 2.5 + 0.4 * len(names)
+    with figure_style():
+        fig, axes = new_figure(figsize=(size + 1.0, size))
+        ax = axes[0, 0]
+        im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_xticks(range(len(names)), [_label(n) for n in names], rotation=90)
+        ax.set_yticks(range(len(names)), [_label(n) for n in names])
+        ax.minorticks_off()
+        if len(names) <= 20:
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    if np.isfinite(corr[i, j]):
+                        ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                                color="white" if abs(corr[i, j]) > 0.6 else "black")
+        cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+        cbar.set_label(r"Correlation coefficient $\rho$")
+        ax.set_title("Post-fit correlations", fontsize="medium")
+        return save_figure(fig, out)
+
+
+def _jacobian(model: HistFactoryModel, pars: np.ndarray, indices: Sequence[int], step: float = 1e-5) -> np.ndarray:
+    jac = np.empty((len(indices), model.n_bins))
+    for k, i in enumerate(indices):
+        h = step * max(1.0, abs(pars[i]))
+        up, dn = pars.copy(), pars.copy()
+        up[i] += h
+        dn[i] -= h
+        jac[k] = (model.expected(up) - model.expected(dn)) / (2 * h)
+    return jac
+
+
+def yield_bands(
+    spec: Mapping[str, Any], result: FitResult | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, HistFactoryModel]:
+    """Per-sample yields, total and its 1-sigma band, linearly propagated.
+
+    Pre-fit (``result`` None): nominal parameters, independent prefit sigmas of every
+    constrained parameter (mu fixed). Post-fit: best-fit parameters, Hesse covariance of
+    all free parameters (mu included), so the band carries the fitted correlations.
+
+    Returns:
+        (per-row yields (rows, bins), total (bins), sigma (bins), model).
+    """
+    model = HistFactoryModel(spec, poi=result.poi if result is not None else None)
+    if result is None:
+        pars = model.nominal_pars.copy()
+        idx = [int(i) for i in model.constrained]
+        cov = np.diag(model.constraint_sigma**2)
+    else:
+        pos = {n: i for i, n in enumerate(result.parameters)}
+        if [model.names[i] for i in range(model.n_pars)] != list(result.parameters):
+            raise DataContractError("yield_bands: the fit result does not belong to this workspace")
+        pars = np.asarray(result.values, dtype=float)
+        idx = [pos[n] for n in result.correlation_names]
+        err = np.asarray(result.errors, dtype=float)[idx]
+        cov = np.asarray(result.correlation, dtype=float) * np.outer(err, err)
+    jac = _jacobian(model, pars, idx)
+    sigma = np.sqrt(np.clip(np.einsum("ib,ij,jb->b", jac, cov, jac), 0.0, None))
+    rows = model.expected_by_sample(pars)
+    return rows, rows.sum(axis=0), sigma, model
+
+
+def plot_distribution(
+    spec: Mapping[str, Any],
+    out: OutPath,
+    *,
+    result: FitResult | None = None,
+    bin_edges: Sequence[float] | np.ndarray | None = None,
+    rlabel: str | None = None,
+) -> list[Path]:
+    """Stacked score distribution per sample with the data and the uncertainty band.
+
+    Pre-fit when ``result`` is None, post-fit otherwise; lower panel data / prediction.
+    """
+    rows, total, sigma, model = yield_bands(spec, result)
+    data = model.observed
+    n_bins = model.n_bins
+    edges = np.arange(n_bins + 1, dtype=float) if bin_edges is None else np.asarray(bin_edges, dtype=float)
+    if edges.size != n_bins + 1:
+        raise DataContractError(f"plot_distribution: {edges.size} edges for {n_bins} bins")
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    # backgrounds at the bottom of the stack, signal on top
+    order = sorted(range(len(model.rows)), key=lambda r: (bool(model.signal_rows[r]), model.rows[r][1]))
+    with figure_style():
+        fig, axes = new_figure(2, 1, figsize=(8.0, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        ax, rax = axes[0, 0], axes[1, 0]
+        bottom = np.zeros(n_bins)
+        for k, r in enumerate(order):
+            label = _label(model.rows[r][1]) + (r" ($\times\hat{\mu}$)" if result is not None and model.signal_rows[r] else "")
+            ax.stairs(bottom + rows[r], edges, baseline=bottom, fill=True, color=_COLORS[k % len(_COLORS)], label=label)
+            bottom = bottom + rows[r]
+        ax.stairs(total + sigma, edges, baseline=total - sigma, fill=True, facecolor="none", edgecolor="grey",
+                  hatch="////", lw=0, label="Uncertainty")
+        ax.errorbar(centres, data, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=4, label="Data")
+        ax.set_ylabel("Events / bin")
+        ax.set_ylim(0, 1.45 * float(max(np.max(total + sigma), np.max(data))))
+        ax.legend(loc="upper right", ncols=2, fontsize="x-small")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = sigma / total
+            ratio = data / total
+            rerr = np.sqrt(np.clip(data, 0, None)) / total
+        rax.stairs(1 + rel, edges, baseline=1 - rel, fill=True, facecolor="none", edgecolor="grey", hatch="////", lw=0)
+        rax.errorbar(centres, ratio, yerr=rerr, fmt="o", color="black", ms=4)
+        rax.axhline(1.0, color="black", lw=0.8)
+        rax.set_ylim(0.5, 1.5)
+        rax.set_ylabel("Data / pred.")
+        rax.set_xlabel("Classifier score" if bin_edges is not None else "Bin index")
+        ax.set_title("Post-fit" if result is not None else "Pre-fit", fontsize="medium", loc="right")
+        add_label(ax, rlabel)
+        return save_figure(fig, out)
+
+
+__all__ = ["plot_correlation", "plot_distribution", "plot_impacts", "plot_pulls", "yield_bands"]

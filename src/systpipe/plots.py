@@ -1,0 +1,673 @@
+"""Figures of the scan, the uncertainty breakdown, score shapes, ROC curves and lumi projection."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib
+import matplotlib.style
+import mplhep
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from sklearn.metrics import roc_curve
+
+from .errors import ConfigError, DataContractError
+
+log = logging.getLogger(__name__)
+
+OutPath = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+FORMATS = (".png", ".pdf")
+DPI = 150
+LABEL = "systpipe"
+# Curves with more points than this are thinned for drawing only (PDF size); numbers such as
+# the AUC always use the full curve.
+MAX_DRAWN_POINTS = 2000
+_STYLE = {
+    **mplhep.style.ATLAS,
+    # The ATLAS style's serif fallbacks are not all installed everywhere; pin fonts that ship
+    # with mplhep/matplotlib so that no findfont warning is ever emitted.
+    "font.sans-serif": ["TeX Gyre Heros", "DejaVu Sans"],
+    "legend.fontsize": "small",
+    "axes.prop_cycle": matplotlib.cycler(
+        color=["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+               "#b9ac70", "#717581", "#92dadd"]
+    ),
+}
+_COLORS = _STYLE["axes.prop_cycle"].by_key()["color"]
+
+
+# --------------------------------------------------------------------------- infrastructure
+
+
+def output_paths(out: OutPath) -> list[Path]:
+    """Resolve an output stem (``results/ams`` -> ``.png`` + ``.pdf``) or explicit paths.
+
+    A single path ending in ``.png``/``.pdf`` is treated as the stem of both files.
+
+    Example:
+        >>> [p.name for p in output_paths("plots/ams_hgb")]
+        ['ams_hgb.png', 'ams_hgb.pdf']
+        >>> [p.name for p in output_paths(["a/x.pdf"])]
+        ['x.pdf']
+    """
+    if isinstance(out, str | os.PathLike):
+        path = Path(out)
+        if path.suffix.lower() in FORMATS:
+            path = path.with_suffix("")
+        return [path.with_name(path.name + ext) for ext in FORMATS]
+    paths = [Path(p) for p in out]
+    if not paths:
+        raise ConfigError("plot output: no output path given")
+    bad = [str(p) for p in paths if p.suffix.lower() not in FORMATS]
+    if bad:
+        raise ConfigError(f"plot output: unsupported file type {bad}; use .png or .pdf")
+    return paths
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """Context in which every systpipe figure is built and saved (mplhep ATLAS-like style)."""
+    with matplotlib.style.context(_STYLE):
+        yield
+
+
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (8.0, 6.0), **kwargs
+) -> tuple[Figure, np.ndarray]:
+    """Create a pyplot-free Agg figure (no global state, nothing to close) and its axes array."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    return fig, axes
+
+
+def add_label(ax: Axes, rlabel: str | None = None) -> None:
+    """Non-official experiment-style label: bold 'systpipe' + italic 'Simulation'.
+
+    Call it last: mplhep spaces the label words in axes fractions, so the layout is computed
+    and frozen first (otherwise constrained layout shrinks the axes afterwards and the words
+    collide).
+    """
+    fig = ax.get_figure()
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+    mplhep.label.exp_label(exp=LABEL, data=False, ax=ax, rlabel=rlabel or "", loc=0)
+
+
+def save_figure(fig: Figure, out: OutPath) -> list[Path]:
+    """Render ``fig`` to every requested format, then move the files into place atomically.
+
+    PDF creation dates are dropped so that identical inputs give byte-identical files.
+    """
+    paths = output_paths(out)
+    blobs = []
+    for path in paths:
+        buf = io.BytesIO()
+        fmt = path.suffix.lower().lstrip(".")
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata, bbox_inches="tight",
+                    pad_inches=0.08)
+        blobs.append(buf.getvalue())
+    for path, blob in zip(paths, blobs, strict=True):
+        _atomic_write_bytes(path, blob)
+    fig.clear()
+    log.info("wrote %s", ", ".join(str(p) for p in paths))
+    return paths
+
+
+def _atomic_write_bytes(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataContractError(
+            f"{what}: missing column(s) {missing}; columns present: {list(df.columns)}"
+        )
+
+
+def _tex_escape(text: str) -> str:
+    # Names come from config; '$' would open mathtext.
+    return str(text).replace("$", r"\$")
+
+
+def _finite(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Float copy with +-inf replaced by NaN (matplotlib draws NaN as a gap)."""
+    arr = np.asarray(values, dtype=float).copy()
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
+
+
+def _valid_mask(scan: pd.DataFrame) -> np.ndarray:
+    if "valid" in scan.columns:
+        return scan["valid"].to_numpy(dtype=bool)
+    return np.ones(len(scan), dtype=bool)
+
+
+def _row_position(scan: pd.DataFrame, index: int, key: str) -> int:
+    pos = int(index)
+    if not 0 <= pos < len(scan):
+        raise DataContractError(
+            f"working point {key!r}: row {pos} outside the scan (0..{len(scan) - 1})"
+        )
+    return pos
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(x) <= MAX_DRAWN_POINTS:
+        return x, y
+    idx = np.unique(np.linspace(0, len(x) - 1, MAX_DRAWN_POINTS).round().astype(int))
+    return x[idx], y[idx]
+
+
+# --------------------------------------------------------------------------- AMS
+
+
+def plot_ams(
+    scans: Mapping[str, pd.DataFrame],
+    out: OutPath,
+    *,
+    higgsml: bool = True,
+    working_points: Mapping[str, Mapping[str, int]] | None = None,
+    rlabel: str | None = None,
+) -> list[Path]:
+    """AMS vs score threshold for every classifier, each maximum marked.
+
+    Args:
+        scans: classifier name -> scan table (columns threshold, ams, optionally ams_higgsml
+            and valid).
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        higgsml: also draw the HiggsML AMS (b_reg added to B) dashed in the same colour.
+        working_points: classifier -> {"max_ams": row position}; by default the maximum is
+            taken over valid rows (the scan's minimum-yield condition).
+        rlabel: text at the top right (e.g. luminosity).
+
+    Returns:
+        The written paths.
+    """
+    if not scans:
+        raise DataContractError("plot_ams: no scan table given")
+    with figure_style():
+        fig, axes = new_figure()
+        ax = axes[0, 0]
+        for i, (name, scan) in enumerate(scans.items()):
+            cols = ["threshold", "ams"] + (["ams_higgsml"] if higgsml else [])
+            _require(scan, cols, f"scan table of {name!r}")
+            color = _COLORS[i % len(_COLORS)]
+            thr = scan["threshold"].to_numpy(dtype=float)
+            ams = _finite(scan["ams"])
+            valid = _valid_mask(scan) & np.isfinite(ams)
+            if working_points is not None and name in working_points:
+                best = _row_position(scan, working_points[name]["max_ams"], "max_ams")
+            elif valid.any():
+                best = int(np.flatnonzero(valid)[np.nanargmax(ams[valid])])
+            else:
+                best = None
+            label = _tex_escape(name)
+            if best is not None:
+                label += f" (max {ams[best]:.3g} at $t$ = {thr[best]:.3g})"
+            ax.plot(thr, ams, color=color, lw=2, label=label)
+            if higgsml:
+                ax.plot(thr, _finite(scan["ams_higgsml"]), color=color, lw=1.5, ls="--")
+            if best is not None:
+                ax.plot(thr[best], ams[best], marker="*", ms=16, color=color, mec="black",
+                        ls="none")
+        handles, labels = ax.get_legend_handles_labels()
+        if higgsml:
+            handles.append(Line2D([], [], color="grey", ls="--", lw=1.5))
+            labels.append(r"dashed: HiggsML AMS ($b_{\mathrm{reg}}$ = 10)")
+        handles.append(Line2D([], [], color="grey", marker="*", ms=12, mec="black", ls="none"))
+        labels.append("maximum (valid rows)")
+        ax.set_ylim(0, None)
+        ax.set_xlabel("Classifier score threshold $t$ (selection: score > $t$)")
+        ax.set_ylabel(r"AMS [$\sigma$]")
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 0.93))
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the curves
+        add_label(ax, rlabel)
+        return save_figure(fig, out)
+
+
+# --------------------------------------------------------------------------- dmu breakdown
+
+
+def plot_dmu_breakdown(
+    scan: pd.DataFrame,
+    working_points: Mapping[str, int],
+    systematics: Sequence[str],
+    out: OutPath,
+    *,
+    title: str | None = None,
+    rlabel: str | None = None,
+) -> list[Path]:
+    """dmu_stat, each dmu_k, dmu_syst and dmu_tot vs threshold for one classifier.
+
+    Only valid rows are drawn (invalid ones are shaded); the y-axis is logarithmic and spans
+    the components down to a decade below the smallest one and up to 20x the minimum total,
+    so that the divergence of dmu_stat at tight cuts does not squash the interesting region.
+
+    Args:
+        scan: scan table of one classifier (threshold, dmu_stat, dmu_<k>, dmu_syst, dmu_tot).
+        working_points: {"max_ams": row position, "min_dmu_tot": row position}.
+        systematics: systematic names k (columns dmu_<k>).
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        title: legend title (e.g. the classifier name).
+        rlabel: text at the top right.
+
+    Returns:
+        The written paths.
+    """
+    components = ["dmu_stat", *[f"dmu_{k}" for k in systematics], "dmu_syst", "dmu_tot"]
+    _require(scan, ["threshold", *components], "plot_dmu_breakdown: scan table")
+    thr = scan["threshold"].to_numpy(dtype=float)
+    valid = _valid_mask(scan)
+    with figure_style():
+        fig, axes = new_figure(figsize=(10.0, 6.5))
+        ax = axes[0, 0]
+        styles = {
+            "dmu_stat": dict(color="black", ls="--", lw=2, label="statistical"),
+            "dmu_syst": dict(color="#bd1f01", ls="-.", lw=2, label="systematic (quadrature sum)"),
+            "dmu_tot": dict(color="#3f90da", ls="-", lw=3, label="total"),
+        }
+        syst_colors = ["#ffa90e", "#832db6", "#94a4a2", "#a96b59", "#e76300", "#92dadd",
+                       "#b9ac70", "#717581"]
+        positives = []
+        for j, col in enumerate(components):
+            y = _finite(scan[col])
+            y[~valid | (y <= 0)] = np.nan
+            style = styles.get(col) or dict(
+                color=syst_colors[(j - 1) % len(syst_colors)], ls=":", lw=2,
+                label=f"systematic: {_tex_escape(col[4:])}",
+            )
+            ax.plot(thr, y, **style)
+            positives.append(y[np.isfinite(y)])
+        tot = _finite(scan["dmu_tot"])
+        tot[~valid] = np.nan
+        allpos = np.concatenate(positives)
+        if allpos.size:
+            tot_min = np.nanmin(tot) if np.isfinite(tot).any() else np.nanmin(allpos)
+            ymin = max(np.min(allpos), tot_min * 1e-3) / 2.0
+            ymax = min(np.max(allpos), 20.0 * tot_min) * 1.5
+            ax.set_yscale("log")
+            ax.set_ylim(ymin, ymax)
+        _shade_invalid(ax, thr, valid)
+        ax.set_xlim(thr.min(), thr.max())
+        wp_styles = {
+            "max_ams": ("max AMS", "#717581", (0, (6, 3))),
+            "min_dmu_tot": (r"min $\delta\mu_{\mathrm{tot}}$", "#3f90da", (0, (1, 1.5))),
+        }
+        for key, (text, color, ls) in wp_styles.items():
+            if key not in working_points or working_points[key] is None:
+                continue
+            pos = _row_position(scan, working_points[key], key)
+            ax.axvline(
+                thr[pos], color=color, ls=ls, lw=1.8,
+                label=f"{text}: $t$ = {thr[pos]:.3g}, "
+                rf"$\delta\mu_{{\mathrm{{tot}}}}$ = {scan['dmu_tot'].iloc[pos]:.3g}",
+            )
+        ax.set_xlabel("Classifier score threshold $t$ (selection: score > $t$)")
+        ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
+        ax.legend(loc="upper left", ncols=2, title=_tex_escape(title) if title else None,
+                  bbox_to_anchor=(0.0, 0.93))
+        lo, hi = ax.get_ylim()
+        if ax.get_yscale() == "log":
+            ax.set_ylim(lo, hi * (hi / lo) ** 0.5)  # headroom for the two-column legend
+        add_label(ax, rlabel)
+        return save_figure(fig, out)
+
+
+def _shade_invalid(ax: Axes, thr: np.ndarray, valid: np.ndarray) -> None:
+    if valid.all() or len(thr) < 2:
+        return
+    step = np.diff(thr)
+    half = np.r_[step[0], step] / 2.0
+    edges = np.flatnonzero(np.diff(np.r_[0, (~valid).astype(int), 0]))
+    for k, (start, stop) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
+        ax.axvspan(thr[start] - half[start], thr[stop - 1] + half[stop - 1], color="0.9",
+                   zorder=0, label="below minimum yield" if k == 0 else None)
+
+
+# --------------------------------------------------------------------------- score shapes
+
+
+def plot_score_variations(
+    scores: Mapping[str, pd.DataFrame],
+    variations: Sequence[str],
+    out: OutPath,
+    bins: int | Sequence[float] = 50,
+    *,
+    title: str | None = None,
+    rlabel: str | None = None,
+) -> list[Path]:
+    """Weighted score distributions, nominal vs each variation, signal and background apart.
+
+    Args:
+        scores: variation name -> score frame (label, weight, score); needs "nominal".
+        variations: variations to overlay (the feature-changing ones, up and down).
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        bins: number of equal bins over the score range ([0, 1] if the scores lie in it) or
+            explicit edges.
+        title: shown in the signal panel's legend (e.g. the classifier name).
+        rlabel: text at the top right.
+
+    Returns:
+        The written paths.
+    """
+    names = ["nominal", *[v for v in variations if v != "nominal"]]
+    missing = [v for v in names if v not in scores]
+    if missing:
+        raise DataContractError(
+            f"plot_score_variations: no score frame for variation(s) {missing}; "
+            f"given: {list(scores)}"
+        )
+    for v in names:
+        _require(scores[v], ["label", "weight", "score"], f"score frame of variation {v!r}")
+    edges = _score_edges([scores[v]["score"].to_numpy(dtype=float) for v in names], bins)
+    var_colors = ["#bd1f01", "#3f90da", "#ffa90e", "#832db6", "#a96b59", "#92dadd"]
+    with figure_style():
+        fig, axes = new_figure(2, 2, figsize=(14.0, 7.5), sharex="col",
+                               gridspec_kw={"height_ratios": [3, 1]})
+        for col, (lab, what) in enumerate([(1, "Signal"), (0, "Background")]):
+            ax, rax = axes[0, col], axes[1, col]
+            hists = {}
+            for v in names:
+                df = scores[v]
+                sel = df["label"].to_numpy() == lab
+                hists[v], _ = np.histogram(df["score"].to_numpy(dtype=float)[sel], bins=edges,
+                                           weights=df["weight"].to_numpy(dtype=float)[sel])
+            nom = hists["nominal"]
+            df = scores["nominal"]
+            sel = df["label"].to_numpy() == lab
+            sumw2, _ = np.histogram(df["score"].to_numpy(dtype=float)[sel], bins=edges,
+                                    weights=df["weight"].to_numpy(dtype=float)[sel] ** 2)
+            rel = np.divide(np.sqrt(sumw2), nom, out=np.full_like(nom, np.nan), where=nom > 0)
+            ax.stairs(nom, edges, color="black", lw=2, label="nominal")
+            rax.stairs(1.0 + rel, edges, baseline=1.0 - rel, fill=True, color="0.85")
+            ratio_dev = [0.02]
+            for j, v in enumerate(names[1:]):
+                color = var_colors[(j // 2) % len(var_colors)]
+                ls = "-" if v.endswith("_up") else "--"
+                ax.stairs(hists[v], edges, color=color, lw=1.5, ls=ls, label=_tex_escape(v))
+                ratio = np.divide(hists[v], nom, out=np.full_like(nom, np.nan), where=nom > 0)
+                rax.stairs(ratio, edges, color=color, lw=1.5, ls=ls, baseline=None)
+                if np.isfinite(ratio).any():
+                    ratio_dev.append(float(np.nanmax(np.abs(ratio - 1.0))))
+            if (nom > 0).any():
+                ax.set_yscale("log")
+                top = max(float(np.max(h)) for h in hists.values())
+                bottom = float(np.min(nom[nom > 0]))
+                ax.set_ylim(bottom / 3.0, top * (top / bottom) ** 0.5 * 3.0)
+            rax.axhline(1.0, color="black", lw=1)
+            dev = min(max(ratio_dev) * 1.15, 0.5)
+            rax.set_ylim(1.0 - dev, 1.0 + dev)
+            rax.set_xlim(edges[0], edges[-1])
+            ax.set_ylabel("Weighted events / bin")
+            rax.set_ylabel("variation / nominal", fontsize="small")
+            rax.set_xlabel("Classifier score")
+            leg_title = what if col == 1 or not title else f"{_tex_escape(title)}: {what}"
+            handles, labels = ax.get_legend_handles_labels()
+            handles.append(Patch(color="0.85"))
+            labels.append("nominal MC stat. (ratio)")
+            ax.legend(handles, labels, loc="upper center", title=leg_title, ncols=2)
+        add_label(axes[0, 0])
+        add_label(axes[0, 1], rlabel)
+        return save_figure(fig, out)
+
+
+def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> np.ndarray:
+    if not isinstance(bins, int | np.integer):
+        edges = np.asarray(bins, dtype=float)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise ConfigError("plots.score_bins: edges must be a strictly increasing sequence")
+        return edges
+    if bins < 1:
+        raise ConfigError(f"plots.score_bins: need at least one bin, got {bins}")
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays])
+    if finite.size == 0:
+        raise DataContractError("plot_score_variations: no finite score")
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0.0 and hi <= 1.0:
+        lo, hi = 0.0, 1.0
+    elif hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+# --------------------------------------------------------------------------- ROC
+
+
+class RocCurve(NamedTuple):
+    """Weighted ROC curve: background and signal efficiency per threshold, and the AUC."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    auc: float
+
+
+def weighted_roc(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> RocCurve:
+    """Weighted ROC curve and AUC; negative weights (NLO samples) are kept, not clipped.
+
+    With negative weights the cumulative efficiencies are signed yields and may be locally
+    non-monotonic, so the AUC is the trapezoidal integral of tpr d(fpr) along the curve.
+    That equals the weighted Mann-Whitney probability
+    sum_{i sig, j bkg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2) / (W_sig W_bkg), the same
+    value as sklearn's roc_auc_score when all weights are positive.
+
+    Example:
+        >>> r = weighted_roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], [1.0, 1.0, 1.0, 1.0])
+        >>> round(r.auc, 3)
+        0.75
+    """
+    y = np.asarray(label).astype(int)
+    s = np.asarray(score, dtype=float)
+    w = np.asarray(weight, dtype=float)
+    w_sig, w_bkg = float(w[y == 1].sum()), float(w[y == 0].sum())
+    if not (w_sig > 0 and w_bkg > 0):
+        raise DataContractError(
+            f"ROC: need positive total signal and background weight, got {w_sig:g} and {w_bkg:g}"
+        )
+    fpr, tpr, thr = roc_curve(y, s, sample_weight=w)
+    return RocCurve(fpr, tpr, thr, float(np.trapezoid(tpr, fpr)))
+
+
+def plot_roc(
+    scores_nominal: Mapping[str, pd.DataFrame], out: OutPath, *, rlabel: str | None = None
+) -> list[Path]:
+    """Weighted ROC curves of every classifier (nominal scores), AUC in the legend.
+
+    Left: signal vs background efficiency; right: background rejection 1/eps_B vs signal
+    efficiency (log scale), the HEP view of the high-purity region. Negative weights are kept
+    (see :func:`weighted_roc`).
+
+    Args:
+        scores_nominal: classifier name -> nominal score frame (label, weight, score).
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        rlabel: text at the top right.
+
+    Returns:
+        The written paths.
+    """
+    if not scores_nominal:
+        raise DataContractError("plot_roc: no score frame given")
+    with figure_style():
+        fig, axes = new_figure(1, 2, figsize=(14.0, 6.5))
+        ax, rax = axes[0]
+        for i, (name, df) in enumerate(scores_nominal.items()):
+            _require(df, ["label", "weight", "score"], f"score frame of {name!r}")
+            roc = weighted_roc(df["label"].to_numpy(), df["score"].to_numpy(),
+                               df["weight"].to_numpy())
+            color = _COLORS[i % len(_COLORS)]
+            label = f"{_tex_escape(name)} (AUC = {roc.auc:.4f})"
+            ax.plot(*_thin(roc.fpr, roc.tpr), color=color, lw=2, label=label)
+            keep = roc.fpr > 0
+            rx, ry = _thin(roc.tpr[keep], 1.0 / roc.fpr[keep])
+            rax.plot(rx, ry, color=color, lw=2, label=label)
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="random (AUC = 0.5)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(r"Background efficiency $\varepsilon_B$ (weighted)")
+        ax.set_ylabel(r"Signal efficiency $\varepsilon_S$ (weighted)")
+        ax.legend(loc="lower right")
+        rax.set_yscale("log")
+        rax.set_xlim(0, 1)
+        lo, hi = rax.get_ylim()
+        rax.set_ylim(max(lo, 1.0) * 0.8, hi * 2.0)
+        rax.set_xlabel(r"Signal efficiency $\varepsilon_S$ (weighted)")
+        rax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
+        rax.legend(loc="upper right")
+        add_label(ax, None)
+        add_label(rax, rlabel)
+        return save_figure(fig, out)
+
+
+# --------------------------------------------------------------------------- lumi projection
+
+
+class LumiProjection(NamedTuple):
+    """Uncertainties on mu at luminosity scale alpha (same shape as alpha)."""
+
+    alpha: np.ndarray
+    dmu_stat: np.ndarray
+    dmu_syst: np.ndarray
+    dmu_tot: np.ndarray
+
+
+def project_with_luminosity(
+    dmu_stat: float, dmu_syst: float, alpha: float | Sequence[float] | np.ndarray
+) -> LumiProjection:
+    """Project the uncertainties to alpha times the luminosity at a fixed working point.
+
+    S, B and n all scale with alpha, so dmu_stat = sqrt(n)/S falls as 1/sqrt(alpha); every
+    shift-method dmu_k = |(n - B_k)/S_k - 1| is a ratio of yields and stays constant.
+
+    Example:
+        >>> p = project_with_luminosity(0.5, 0.3, [1.0, 4.0])
+        >>> [round(float(x), 4) for x in p.dmu_stat], [round(float(x), 4) for x in p.dmu_tot]
+        ([0.5, 0.25], [0.5831, 0.3905])
+    """
+    a = np.asarray(alpha, dtype=float)
+    if not (np.all(np.isfinite(a)) and np.all(a > 0)):
+        raise ConfigError(f"plots.luminosity_scale: alpha must be finite and > 0, got {alpha!r}")
+    if not (math.isfinite(dmu_stat) and math.isfinite(dmu_syst)) or dmu_stat < 0 or dmu_syst < 0:
+        raise DataContractError(
+            f"luminosity projection: need finite non-negative dmu_stat and dmu_syst, "
+            f"got {dmu_stat!r} and {dmu_syst!r}"
+        )
+    stat = dmu_stat / np.sqrt(a)
+    syst = np.full_like(a, dmu_syst)
+    return LumiProjection(a, stat, syst, np.hypot(stat, syst))
+
+
+def luminosity_crossover(dmu_stat: float, dmu_syst: float) -> float:
+    """Luminosity scale at which dmu_stat / sqrt(alpha) equals dmu_syst (inf if no syst).
+
+    Example:
+        >>> luminosity_crossover(0.5, 0.25)
+        4.0
+    """
+    return math.inf if dmu_syst <= 0 else (dmu_stat / dmu_syst) ** 2
+
+
+def plot_lumi_projection(
+    row: Mapping[str, float],
+    systematics: Sequence[str],
+    out: OutPath,
+    alpha_range: tuple[float, float] = (1.0, 1000.0),
+    *,
+    title: str | None = None,
+    rlabel: str | None = None,
+) -> list[Path]:
+    """dmu_stat, each dmu_k, dmu_syst and dmu_tot vs luminosity scale at one working point.
+
+    Args:
+        row: the working point's scan row (dmu_stat, dmu_syst, dmu_<k>); a Series works.
+        systematics: systematic names k (keys dmu_<k>).
+        out: output stem or explicit ``.png``/``.pdf`` paths.
+        alpha_range: (min, max) luminosity scale, log-spaced (config plots.luminosity_scale).
+        title: legend title (e.g. classifier and working point).
+        rlabel: text at the top right.
+
+    Returns:
+        The written paths.
+    """
+    keys = ["dmu_stat", "dmu_syst", *[f"dmu_{k}" for k in systematics]]
+    missing = [k for k in keys if k not in row]
+    if missing:
+        raise DataContractError(f"plot_lumi_projection: row lacks {missing}")
+    lo, hi = (float(x) for x in alpha_range)
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ConfigError(f"plots.luminosity_scale: need 0 < min < max, got {alpha_range!r}")
+    alpha = np.geomspace(lo, hi, 200)
+    proj = project_with_luminosity(float(row["dmu_stat"]), float(row["dmu_syst"]), alpha)
+    with figure_style():
+        fig, axes = new_figure(figsize=(9.0, 6.5))
+        ax = axes[0, 0]
+        ax.plot(alpha, proj.dmu_stat, color="black", ls="--", lw=2,
+                label=r"statistical, scales as $\alpha^{-1/2}$")
+        syst_colors = ["#ffa90e", "#832db6", "#94a4a2", "#a96b59", "#e76300", "#92dadd"]
+        for j, k in enumerate(systematics):
+            val = float(row[f"dmu_{k}"])
+            if val > 0 and math.isfinite(val):
+                ax.plot(alpha, np.full_like(alpha, val), color=syst_colors[j % len(syst_colors)],
+                        ls=":", lw=2, label=f"systematic: {_tex_escape(k)}")
+        if proj.dmu_syst[0] > 0:
+            ax.plot(alpha, proj.dmu_syst, color="#bd1f01", ls="-.", lw=2,
+                    label="systematic (quadrature sum)")
+        ax.plot(alpha, proj.dmu_tot, color="#3f90da", lw=3, label="total")
+        cross = luminosity_crossover(float(row["dmu_stat"]), float(row["dmu_syst"]))
+        if lo <= cross <= hi:
+            ax.axvline(cross, color="grey", lw=1, ls=(0, (4, 2)),
+                       label=rf"stat = syst at $\alpha$ = {cross:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ymin, ymax = ax.get_ylim()
+        ax.set_ylim(ymin, ymax * (ymax / ymin) ** 0.3)
+        ax.set_xlabel(r"Luminosity scale $\alpha = \mathcal{L}/\mathcal{L}_0$")
+        ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
+        ax.legend(loc="upper right", ncols=2, title=_tex_escape(title) if title else None)
+        add_label(ax, rlabel)
+        return save_figure(fig, out)
+
+
+__all__ = [
+    "LumiProjection",
+    "RocCurve",
+    "add_label",
+    "figure_style",
+    "luminosity_crossover",
+    "new_figure",
+    "output_paths",
+    "plot_ams",
+    "plot_dmu_breakdown",
+    "plot_lumi_projection",
+    "plot_roc",
+    "plot_score_variations",
+    "project_with_luminosity",
+    "save_figure",
+    "weighted_roc",
+]

@@ -1,0 +1,370 @@
+"""Pseudo-experiments: coverage, bias and FAIR-Universe challenge score of every mu-interval method."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataContractError
+from .fit import MC_STAT, HistFactoryModel, minimize, profile_interval
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["frequentist", "challenge"]
+MODES: tuple[str, ...] = ("frequentist", "challenge")
+METHODS: tuple[str, ...] = ("shift", "linear", "profile", "chi2")
+_MODE_CODE = {"frequentist": 0, "challenge": 1}
+CL68 = 0.6827
+EPSILON = 1e-3
+TOY_COLUMNS = ["toy", "mode", "method", "mu_true", "mu_hat", "lo", "hi", "width", "covered", "status"]
+
+
+# --------------------------------------------------------------------------- challenge score
+
+
+def coverage_penalty(c: float, n: int) -> float:
+    """FAIR-Universe HiggsML coverage penalty f(c) for N pseudo-experiments.
+
+    sigma68 = sqrt((1 - 0.6827) 0.6827 N) / N; f = 1 inside 0.6827 +/- 2 sigma68, quartic in
+    the distance below the band (under-coverage), cubic above it (over-coverage).
+
+    Example:
+        >>> s = math.sqrt((1 - 0.6827) * 0.6827 * 1000) / 1000
+        >>> coverage_penalty(0.6827, 1000), coverage_penalty(0.6827 + 2 * s, 1000)
+        (1.0, 1.0)
+        >>> round(coverage_penalty(0.6827 - 3 * s, 1000), 12), round(coverage_penalty(0.6827 + 4 * s, 1000), 12)
+        (2.0, 9.0)
+        >>> round(coverage_penalty(0.5, 100), 4)
+        14.7443
+    """
+    if n <= 0:
+        return math.inf
+    sigma = math.sqrt((1.0 - CL68) * CL68 * n) / n
+    lo, hi = CL68 - 2.0 * sigma, CL68 + 2.0 * sigma
+    if c < lo:
+        return 1.0 + abs((c - lo) / sigma) ** 4
+    if c > hi:
+        return 1.0 + abs((c - hi) / sigma) ** 3
+    return 1.0
+
+
+def challenge_score(w: float, c: float, n: int) -> float:
+    """FAIR-Universe score s = -ln((w + 1e-3) f(c)); higher is better.
+
+    Example:
+        >>> round(challenge_score(0.1, 0.6827, 1000), 4), round(challenge_score(0.2, 0.6827, 1000), 4)
+        (2.2926, 1.6045)
+        >>> round(challenge_score(0.1, 0.5, 100), 4)
+        -0.3982
+    """
+    return -math.log((w + EPSILON) * coverage_penalty(c, n))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class CutAndCount:
+    """Single-bin (score above the cut) yields and their per-systematic up/down values (mu = 1)."""
+
+    s: float
+    b: float
+    s_var: dict[str, tuple[float, float]]
+    b_var: dict[str, tuple[float, float]]
+    bins: slice
+
+
+@dataclass
+class ToySetup:
+    """What every toy needs, built once from the workspace."""
+
+    model: HistFactoryModel
+    cut: CutAndCount
+    s_bins: np.ndarray
+    b_bins: np.ndarray
+    chi2_shifts: dict[str, np.ndarray]
+
+
+def prepare(spec: Mapping[str, Any], *, first_bin: int = 0, poi: str = "mu") -> ToySetup:
+    """Build the fast model and the cut-and-count/chi2 inputs from a workspace.
+
+    The cut-and-count selection is the bins from ``first_bin`` on (score above that bin's
+    lower edge). Each systematic's up/down yields are the model's at alpha = +/-1 (exactly
+    the workspace's hi/lo templates), so all methods see the same variations; the MC
+    statistical uncertainty enters only the profile and chi2 methods.
+    """
+    model = HistFactoryModel(spec, poi=poi)
+    if not 0 <= first_bin < model.n_bins:
+        raise ConfigError(f"toys.first_bin={first_bin} outside 0..{model.n_bins - 1}")
+    sl = slice(first_bin, model.n_bins)
+    nominal = model.nominal_pars.copy()
+    nominal[model.poi_index] = 1.0
+
+    def split(pars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = model.expected_by_sample(pars)
+        return rows[model.signal_rows].sum(axis=0), rows[~model.signal_rows].sum(axis=0)
+
+    s_bins, b_bins = split(nominal)
+    s_var: dict[str, tuple[float, float]] = {}
+    b_var: dict[str, tuple[float, float]] = {}
+    shifts: dict[str, np.ndarray] = {}
+    for group, idx in model.groups.items():
+        if group == MC_STAT:
+            continue
+        vals = []
+        for sign in (+1.0, -1.0):
+            p = nominal.copy()
+            p[idx] = sign
+            vals.append(split(p))
+        (s_up, b_up), (s_dn, b_dn) = vals
+        s_var[group] = (float(s_up[sl].sum()), float(s_dn[sl].sum()))
+        b_var[group] = (float(b_up[sl].sum()), float(b_dn[sl].sum()))
+        shifts[group] = 0.5 * ((s_up + b_up) - (s_dn + b_dn))
+    if MC_STAT in model.groups:
+        idx = model.groups[MC_STAT]
+        sigma = model.prefit_sigma[idx]
+        bins = model.gamma_bins[np.searchsorted(model.gamma_index, idx)]
+        comp = np.zeros((len(idx), model.n_bins))
+        comp[np.arange(len(idx)), bins] = sigma * (s_bins + b_bins)[bins]
+        shifts[MC_STAT] = comp
+    cut = CutAndCount(float(s_bins[sl].sum()), float(b_bins[sl].sum()), s_var, b_var, sl)
+    if cut.s <= 0:
+        raise ConfigError("no signal in the cut-and-count region; lower toys.first_bin")
+    return ToySetup(model=model, cut=cut, s_bins=s_bins, b_bins=b_bins, chi2_shifts=shifts)
+
+
+# --------------------------------------------------------------------------- methods
+
+Interval = tuple[float, float, float]  # mu_hat, lo, hi
+
+
+def _shift_interval(cut: CutAndCount, n: float, symmetrise: str) -> Interval:
+    """SPEC section 5 shift method on the observed count n of the cut region."""
+    mu = (n - cut.b) / cut.s
+    stat = math.sqrt(max(n, 0.0)) / cut.s
+    syst2 = 0.0
+    for k, (s_up, s_dn) in cut.s_var.items():
+        b_up, b_dn = cut.b_var[k]
+        d_up = (n - b_up) / s_up - mu
+        d_dn = (n - b_dn) / s_dn - mu
+        d = max(abs(d_up), abs(d_dn)) if symmetrise == "max" else 0.5 * (abs(d_up) + abs(d_dn))
+        syst2 += d * d
+    tot = math.sqrt(stat * stat + syst2)
+    return mu, mu - tot, mu + tot
+
+
+def _linear_interval(cut: CutAndCount, n: float) -> Interval:
+    """First-order propagation (the notebook functor, SPEC section 5) with signed S and B shifts.
+
+    dmu^2 = n/S^2 + sum_k ((-mu dS_k - dB_k)/S)^2, dS_k = (S_up - S_down)/2; for lumi this is
+    the Jacobian entry -n/S times d_L because mu S + B = n.
+    """
+    mu = (n - cut.b) / cut.s
+    var = max(n, 0.0) / cut.s**2
+    for k, (s_up, s_dn) in cut.s_var.items():
+        b_up, b_dn = cut.b_var[k]
+        d = (-mu * 0.5 * (s_up - s_dn) - 0.5 * (b_up - b_dn)) / cut.s
+        var += d * d
+    tot = math.sqrt(var)
+    return mu, mu - tot, mu + tot
+
+
+def _profile_interval(setup: ToySetup, n: np.ndarray, aux: np.ndarray) -> Interval:
+    """Profile-likelihood (Delta NLL = 1/2) interval of the binned model.
+
+    MINOS first (fastest); when MINOS reports an invalid edge (it is confused by the flat
+    signal-normalisation direction near mu = 0) the edges are found by root finding.
+    """
+    model = setup.model
+    m = minimize(model, n, aux, hesse=False, minos=True, strategy=0)
+    if not m.valid:
+        raise RuntimeError("invalid minimum (MIGRAD)")
+    if m.minos is not None and m.minos_valid:
+        mu = float(m.values[model.poi_index])
+        return mu, mu + m.minos[0], mu + m.minos[1]
+    return profile_interval(model, n, aux, best=m)
+
+
+def _chi2_interval(setup: ToySetup, n: np.ndarray) -> Interval:
+    """Covariance-matrix chi2 of systpipe.chi2 (V = diag(s + b) + sum_k D_k D_k^T)."""
+    from .chi2 import fit_mu
+
+    r = fit_mu(n, setup.s_bins, setup.b_bins, setup.chi2_shifts)
+    return r.mu_hat, r.mu_hat - r.dmu_low, r.mu_hat + r.dmu_high
+
+
+# --------------------------------------------------------------------------- toys
+
+
+def toy_rng(seed: int, mode: str, index: int) -> np.random.Generator:
+    """The generator of toy ``index``: a pure function of (seed, mode, global index)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), _MODE_CODE[mode], int(index)]))
+
+
+def throw_toy(
+    setup: ToySetup, rng: np.random.Generator, *, mode: str, mu_true: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pseudo-experiment: (main counts per bin, auxiliary data).
+
+    frequentist: parameters at nominal (mu = mu_true); auxiliary data thrown from the
+    constraints (alpha aux ~ N(0, 1), staterror aux ~ N(1, sigma_b), as the Gaussian
+    constraints of the model); Poisson counts.
+    challenge: true nuisance parameters drawn from the constraints (gammas kept > 0), data
+    thrown from the model at those values; auxiliary data at nominal.
+    """
+    model = setup.model
+    truth = model.nominal_pars.copy()
+    truth[model.poi_index] = mu_true
+    sigma = model.constraint_sigma
+    centre = model.aux_nominal
+    draws = rng.standard_normal(centre.size)
+    if mode == "frequentist":
+        aux = centre + sigma * draws
+    elif mode == "challenge":
+        theta = centre + sigma * draws
+        lo, hi = model.bounds[model.constrained, 0], model.bounds[model.constrained, 1]
+        # keep gammas (bounded below by ~0) physical; alphas only meet their +/-5 bounds
+        truth[model.constrained] = np.clip(theta, np.where(lo > 0, np.maximum(lo, 1e-3), lo), hi)
+        aux = centre.copy()
+    else:
+        raise ConfigError(f"toys.modes: unknown mode {mode!r}; expected one of {list(MODES)}")
+    lam = np.clip(model.expected(truth), 0.0, None)
+    return rng.poisson(lam).astype(np.float64), aux
+
+
+def run_toys(
+    spec_or_setup: Mapping[str, Any] | ToySetup,
+    *,
+    mode: str,
+    seed: int,
+    start: int,
+    count: int,
+    methods: Sequence[str] = METHODS,
+    mu_true: float = 1.0,
+    first_bin: int = 0,
+    symmetrise: str = "mean",
+) -> pd.DataFrame:
+    """Run toys ``start .. start+count-1``; one row per toy and method.
+
+    A toy's numbers depend only on (seed, mode, global index), so any split of the index
+    range over jobs gives identical rows. A method that raises or does not converge on a toy
+    gets ``status`` "failed: ..." and NaN results; the loop goes on.
+
+    Returns:
+        DataFrame with columns toy, mode, method, mu_true, mu_hat, lo, hi, width, covered, status.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"toys.modes: unknown mode {mode!r}; expected one of {list(MODES)}")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"toys.methods: unknown {unknown}; expected a subset of {list(METHODS)}")
+    if symmetrise not in ("mean", "max"):
+        raise ConfigError(f"symmetrise must be 'mean' or 'max', got {symmetrise!r}")
+    if count < 0 or start < 0:
+        raise ConfigError(f"toy range start={start}, count={count} must be non-negative")
+    setup = spec_or_setup if isinstance(spec_or_setup, ToySetup) else prepare(spec_or_setup, first_bin=first_bin)
+    cut = setup.cut
+    runners: dict[str, Callable[[np.ndarray, np.ndarray], Interval]] = {
+        "shift": lambda n, aux: _shift_interval(cut, float(n[cut.bins].sum()), symmetrise),
+        "linear": lambda n, aux: _linear_interval(cut, float(n[cut.bins].sum())),
+        "profile": lambda n, aux: _profile_interval(setup, n, aux),
+        "chi2": lambda n, aux: _chi2_interval(setup, n),
+    }
+    started = time.perf_counter()
+    records: list[tuple[Any, ...]] = []
+    for index in range(start, start + count):
+        n, aux = throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
+        for method in methods:
+            try:
+                mu, lo, hi = runners[method](n, aux)
+                if not (math.isfinite(mu) and math.isfinite(lo) and math.isfinite(hi)):
+                    raise RuntimeError("non-finite interval")
+                status = "ok"
+            except Exception as exc:  # noqa: BLE001 - one failed toy must never stop the run
+                mu = lo = hi = math.nan
+                status = f"failed: {type(exc).__name__}: {exc}"
+                log.debug("toy %d, %s: %s", index, method, status)
+            covered = bool(status == "ok" and lo <= mu_true <= hi)
+            records.append((index, mode, method, mu_true, mu, lo, hi, hi - lo, covered, status))
+    df = pd.DataFrame.from_records(records, columns=TOY_COLUMNS)
+    df = df.astype({"toy": "int64", "mode": "string", "method": "string", "status": "string", "covered": "bool"})
+    elapsed = time.perf_counter() - started
+    n_failed = int((df["status"] != "ok").sum())
+    log.info(
+        "toys %d..%d (%s): %d rows, %d failed, %.1f ms per toy",
+        start, start + count - 1, mode, len(df), n_failed, 1e3 * elapsed / max(count, 1),
+    )
+    return df
+
+
+def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
+    """Per (mode, method): coverage with binomial error, mean width, bias, failures, score.
+
+    Failed toys are counted (n_failed) and excluded from every average; the challenge score
+    uses N = the successful toys. Duplicate (mode, method, toy) rows, e.g. a chunk read
+    twice, are an error.
+
+    Returns:
+        DataFrame with mode, method, n_toys, n_ok, n_failed, coverage, coverage_err,
+        mean_width, bias, bias_err, rms, penalty, score; sorted by mode and method.
+    """
+    df = toy_frames if isinstance(toy_frames, pd.DataFrame) else pd.concat(list(toy_frames), ignore_index=True)
+    missing = [c for c in TOY_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataContractError(f"toy table lacks column(s) {missing}; columns present: {list(df.columns)}")
+    dup = df.duplicated(["mode", "method", "toy"])
+    if dup.any():
+        first = df.loc[dup].iloc[0]
+        raise DataContractError(
+            f"toy {int(first['toy'])} ({first['mode']}, {first['method']}) appears more than once; "
+            "overlapping toy chunks?"
+        )
+    rows = []
+    for (mode, method), g in df.groupby(["mode", "method"], sort=True):
+        ok = g[g["status"] == "ok"]
+        n_ok = len(ok)
+        row: dict[str, Any] = {"mode": mode, "method": method, "n_toys": len(g), "n_ok": n_ok, "n_failed": len(g) - n_ok}
+        if n_ok:
+            c = float(ok["covered"].mean())
+            w = float(ok["width"].mean())
+            resid = (ok["mu_hat"] - ok["mu_true"]).to_numpy(dtype=np.float64)
+            row.update(
+                coverage=c,
+                coverage_err=math.sqrt(c * (1.0 - c) / n_ok),
+                mean_width=w,
+                bias=float(resid.mean()),
+                bias_err=float(resid.std(ddof=1) / math.sqrt(n_ok)) if n_ok > 1 else math.nan,
+                rms=float(math.sqrt(np.mean(resid**2))),
+                penalty=coverage_penalty(c, n_ok),
+                score=challenge_score(w, c, n_ok),
+            )
+        else:
+            row.update(
+                coverage=math.nan, coverage_err=math.nan, mean_width=math.nan, bias=math.nan,
+                bias_err=math.nan, rms=math.nan, penalty=math.inf, score=-math.inf,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "METHODS",
+    "MODES",
+    "CutAndCount",
+    "ToySetup",
+    "challenge_score",
+    "coverage_penalty",
+    "prepare",
+    "run_toys",
+    "summarise",
+    "throw_toy",
+    "toy_rng",
+]
+
