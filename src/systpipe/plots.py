@@ -43,8 +43,18 @@ _STYLE = {
     "font.sans-serif": ["TeX Gyre Heros", "DejaVu Sans"],
     "legend.fontsize": "small",
     "axes.prop_cycle": matplotlib.cycler(
-        color=["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
-               "#b9ac70", "#717581", "#92dadd"]
+        color=[
+            "#3f90da",
+            "#ffa90e",
+            "#bd1f01",
+            "#94a4a2",
+            "#832db6",
+            "#a96b59",
+            "#e76300",
+            "#b9ac70",
+            "#717581",
+            "#92dadd",
+        ]
     ),
 }
 _COLORS = _STYLE["axes.prop_cycle"].by_key()["color"]
@@ -120,8 +130,9 @@ def save_figure(fig: Figure, out: OutPath) -> list[Path]:
         buf = io.BytesIO()
         fmt = path.suffix.lower().lstrip(".")
         metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata, bbox_inches="tight",
-                    pad_inches=0.08)
+        fig.savefig(
+            buf, format=fmt, dpi=DPI, metadata=metadata, bbox_inches="tight", pad_inches=0.08
+        )
         blobs.append(buf.getvalue())
     for path, blob in zip(paths, blobs, strict=True):
         _atomic_write_bytes(path, blob)
@@ -234,8 +245,9 @@ def plot_ams(
             if higgsml:
                 ax.plot(thr, _finite(scan["ams_higgsml"]), color=color, lw=1.5, ls="--")
             if best is not None:
-                ax.plot(thr[best], ams[best], marker="*", ms=16, color=color, mec="black",
-                        ls="none")
+                ax.plot(
+                    thr[best], ams[best], marker="*", ms=16, color=color, mec="black", ls="none"
+                )
         handles, labels = ax.get_legend_handles_labels()
         if higgsml:
             handles.append(Line2D([], [], color="grey", ls="--", lw=1.5))
@@ -292,14 +304,24 @@ def plot_dmu_breakdown(
             "dmu_syst": dict(color="#bd1f01", ls="-.", lw=2, label="systematic (quadrature sum)"),
             "dmu_tot": dict(color="#3f90da", ls="-", lw=3, label="total"),
         }
-        syst_colors = ["#ffa90e", "#832db6", "#94a4a2", "#a96b59", "#e76300", "#92dadd",
-                       "#b9ac70", "#717581"]
+        syst_colors = [
+            "#ffa90e",
+            "#832db6",
+            "#94a4a2",
+            "#a96b59",
+            "#e76300",
+            "#92dadd",
+            "#b9ac70",
+            "#717581",
+        ]
         positives = []
         for j, col in enumerate(components):
             y = _finite(scan[col])
             y[~valid | (y <= 0)] = np.nan
             style = styles.get(col) or dict(
-                color=syst_colors[(j - 1) % len(syst_colors)], ls=":", lw=2,
+                color=syst_colors[(j - 1) % len(syst_colors)],
+                ls=":",
+                lw=2,
                 label=f"systematic: {_tex_escape(col[4:])}",
             )
             ax.plot(thr, y, **style)
@@ -324,14 +346,21 @@ def plot_dmu_breakdown(
                 continue
             pos = _row_position(scan, working_points[key], key)
             ax.axvline(
-                thr[pos], color=color, ls=ls, lw=1.8,
+                thr[pos],
+                color=color,
+                ls=ls,
+                lw=1.8,
                 label=f"{text}: $t$ = {thr[pos]:.3g}, "
                 rf"$\delta\mu_{{\mathrm{{tot}}}}$ = {scan['dmu_tot'].iloc[pos]:.3g}",
             )
         ax.set_xlabel("Classifier score threshold $t$ (selection: score > $t$)")
         ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
-        ax.legend(loc="upper left", ncols=2, title=_tex_escape(title) if title else None,
-                  bbox_to_anchor=(0.0, 0.93))
+        ax.legend(
+            loc="upper left",
+            ncols=2,
+            title=_tex_escape(title) if title else None,
+            bbox_to_anchor=(0.0, 0.93),
+        )
         lo, hi = ax.get_ylim()
         if ax.get_yscale() == "log":
             ax.set_ylim(lo, hi * (hi / lo) ** 0.5)  # headroom for the two-column legend
@@ -346,8 +375,13 @@ def _shade_invalid(ax: Axes, thr: np.ndarray, valid: np.ndarray) -> None:
     half = np.r_[step[0], step] / 2.0
     edges = np.flatnonzero(np.diff(np.r_[0, (~valid).astype(int), 0]))
     for k, (start, stop) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
-        ax.axvspan(thr[start] - half[start], thr[stop - 1] + half[stop - 1], color="0.9",
-                   zorder=0, label="below minimum yield" if k == 0 else None)
+        ax.axvspan(
+            thr[start] - half[start],
+            thr[stop - 1] + half[stop - 1],
+            color="0.9",
+            zorder=0,
+            label="below minimum yield" if k == 0 else None,
+        )
 
 
 # --------------------------------------------------------------------------- score shapes
@@ -388,21 +422,28 @@ def plot_score_variations(
     edges = _score_edges([scores[v]["score"].to_numpy(dtype=float) for v in names], bins)
     var_colors = ["#bd1f01", "#3f90da", "#ffa90e", "#832db6", "#a96b59", "#92dadd"]
     with figure_style():
-        fig, axes = new_figure(2, 2, figsize=(14.0, 7.5), sharex="col",
-                               gridspec_kw={"height_ratios": [3, 1]})
+        fig, axes = new_figure(
+            2, 2, figsize=(14.0, 7.5), sharex="col", gridspec_kw={"height_ratios": [3, 1]}
+        )
         for col, (lab, what) in enumerate([(1, "Signal"), (0, "Background")]):
             ax, rax = axes[0, col], axes[1, col]
             hists = {}
             for v in names:
                 df = scores[v]
                 sel = df["label"].to_numpy() == lab
-                hists[v], _ = np.histogram(df["score"].to_numpy(dtype=float)[sel], bins=edges,
-                                           weights=df["weight"].to_numpy(dtype=float)[sel])
+                hists[v], _ = np.histogram(
+                    df["score"].to_numpy(dtype=float)[sel],
+                    bins=edges,
+                    weights=df["weight"].to_numpy(dtype=float)[sel],
+                )
             nom = hists["nominal"]
             df = scores["nominal"]
             sel = df["label"].to_numpy() == lab
-            sumw2, _ = np.histogram(df["score"].to_numpy(dtype=float)[sel], bins=edges,
-                                    weights=df["weight"].to_numpy(dtype=float)[sel] ** 2)
+            sumw2, _ = np.histogram(
+                df["score"].to_numpy(dtype=float)[sel],
+                bins=edges,
+                weights=df["weight"].to_numpy(dtype=float)[sel] ** 2,
+            )
             rel = np.divide(np.sqrt(sumw2), nom, out=np.full_like(nom, np.nan), where=nom > 0)
             ax.stairs(nom, edges, color="black", lw=2, label="nominal")
             rax.stairs(1.0 + rel, edges, baseline=1.0 - rel, fill=True, color="0.85")
@@ -518,8 +559,9 @@ def plot_roc(
         ax, rax = axes[0]
         for i, (name, df) in enumerate(scores_nominal.items()):
             _require(df, ["label", "weight", "score"], f"score frame of {name!r}")
-            roc = weighted_roc(df["label"].to_numpy(), df["score"].to_numpy(),
-                               df["weight"].to_numpy())
+            roc = weighted_roc(
+                df["label"].to_numpy(), df["score"].to_numpy(), df["weight"].to_numpy()
+            )
             color = _COLORS[i % len(_COLORS)]
             label = f"{_tex_escape(name)} (AUC = {roc.auc:.4f})"
             ax.plot(*_thin(roc.fpr, roc.tpr), color=color, lw=2, label=label)
@@ -626,22 +668,45 @@ def plot_lumi_projection(
     with figure_style():
         fig, axes = new_figure(figsize=(9.0, 6.5))
         ax = axes[0, 0]
-        ax.plot(alpha, proj.dmu_stat, color="black", ls="--", lw=2,
-                label=r"statistical, scales as $\alpha^{-1/2}$")
+        ax.plot(
+            alpha,
+            proj.dmu_stat,
+            color="black",
+            ls="--",
+            lw=2,
+            label=r"statistical, scales as $\alpha^{-1/2}$",
+        )
         syst_colors = ["#ffa90e", "#832db6", "#94a4a2", "#a96b59", "#e76300", "#92dadd"]
         for j, k in enumerate(systematics):
             val = float(row[f"dmu_{k}"])
             if val > 0 and math.isfinite(val):
-                ax.plot(alpha, np.full_like(alpha, val), color=syst_colors[j % len(syst_colors)],
-                        ls=":", lw=2, label=f"systematic: {_tex_escape(k)}")
+                ax.plot(
+                    alpha,
+                    np.full_like(alpha, val),
+                    color=syst_colors[j % len(syst_colors)],
+                    ls=":",
+                    lw=2,
+                    label=f"systematic: {_tex_escape(k)}",
+                )
         if proj.dmu_syst[0] > 0:
-            ax.plot(alpha, proj.dmu_syst, color="#bd1f01", ls="-.", lw=2,
-                    label="systematic (quadrature sum)")
+            ax.plot(
+                alpha,
+                proj.dmu_syst,
+                color="#bd1f01",
+                ls="-.",
+                lw=2,
+                label="systematic (quadrature sum)",
+            )
         ax.plot(alpha, proj.dmu_tot, color="#3f90da", lw=3, label="total")
         cross = luminosity_crossover(float(row["dmu_stat"]), float(row["dmu_syst"]))
         if lo <= cross <= hi:
-            ax.axvline(cross, color="grey", lw=1, ls=(0, (4, 2)),
-                       label=rf"stat = syst at $\alpha$ = {cross:.3g}")
+            ax.axvline(
+                cross,
+                color="grey",
+                lw=1,
+                ls=(0, (4, 2)),
+                label=rf"stat = syst at $\alpha$ = {cross:.3g}",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)

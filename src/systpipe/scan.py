@@ -115,7 +115,7 @@ def _count_below(score: np.ndarray, t_sorted: np.ndarray) -> np.ndarray:
         k = np.clip(guess, 0, n_thr).astype(np.intp)
         padded = np.concatenate(([-np.inf], t_sorted, [np.inf]))  # padded[k] = t[k - 1]
         k -= padded[k] >= x  # t[k-1] >= x: one too many
-        k += padded[k + 1] <= x  # t[k] < x: one too few
+        k += padded[k + 1] < x  # t[k] < x: one too few
         if np.all(padded[k] < x) and np.all(padded[k + 1] >= x):
             return k
         log.debug("threshold grid not uniform enough for the arithmetic index; binary search")

@@ -194,6 +194,7 @@ def markdown_table(df: pd.DataFrame, *, digits: int = 4) -> str:
         |---|---:|
         | x | 0.7617 |
     """
+
     def fmt(v: object) -> str:
         if isinstance(v, float | np.floating):
             x = float(v)
@@ -237,17 +238,33 @@ def plot_sigma_mu_vs_alpha(
     with figure_style():
         fig, axes = new_figure(1, 2, figsize=(14.0, 6.0))
         for ax, alpha, log in ((axes[0, 0], a_lin, False), (axes[0, 1], a_log, True)):
-            ax.plot(alpha, sigma_mu_vs_alpha(alpha, s=s, b=b), color="#3f90da", lw=2.5,
-                    label=rf"$\sigma_\mu$, S = {s:g}$\alpha$, B = {b:g}$\alpha$")
+            ax.plot(
+                alpha,
+                sigma_mu_vs_alpha(alpha, s=s, b=b),
+                color="#3f90da",
+                lw=2.5,
+                label=rf"$\sigma_\mu$, S = {s:g}$\alpha$, B = {b:g}$\alpha$",
+            )
             if log:
                 ax.set_xscale("log")
                 ax.set_yscale("log")
-                ax.plot(alpha, float(sigma_mu_stat(s, b)) * alpha**-0.5, color="black", ls=":",
-                        lw=1.5, label=rf"$\sigma_\mu(1)\,\alpha^{{-1/2}}$ (fitted slope {slope:.3f})")
+                ax.plot(
+                    alpha,
+                    float(sigma_mu_stat(s, b)) * alpha**-0.5,
+                    color="black",
+                    ls=":",
+                    lw=1.5,
+                    label=rf"$\sigma_\mu(1)\,\alpha^{{-1/2}}$ (fitted slope {slope:.3f})",
+                )
             if lo <= a_target <= hi:
                 ax.axhline(target, color="grey", lw=1, ls="--")
-                ax.axvline(a_target, color="grey", lw=1, ls="--",
-                           label=rf"$\sigma_\mu$ = {target:g} at $\alpha$ = {a_target:.4g}")
+                ax.axvline(
+                    a_target,
+                    color="grey",
+                    lw=1,
+                    ls="--",
+                    label=rf"$\sigma_\mu$ = {target:g} at $\alpha$ = {a_target:.4g}",
+                )
             ax.set_xlim(lo, hi)
             ax.set_xlabel(r"Luminosity scale $\alpha$ (S = $\alpha S_0$, B = $\alpha B_0$)")
             ax.set_ylabel(r"Statistical uncertainty $\sigma_\mu$ (absolute)")
@@ -272,12 +289,22 @@ def plot_sigma_mu_vs_fraction(
     with figure_style():
         fig, axes = new_figure(figsize=(8.5, 6.5))
         ax = axes[0, 0]
-        ax.plot(f, y, color="#3f90da", lw=2.5,
-                label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, n = {n:,.0f} "
-                f"(slope {loglog_slope(f, y):.3f})")
+        ax.plot(
+            f,
+            y,
+            color="#3f90da",
+            lw=2.5,
+            label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, n = {n:,.0f} "
+            f"(slope {loglog_slope(f, y):.3f})",
+        )
         ax.axhline(target, color="grey", lw=1, ls="--")
-        ax.axvline(f_target, color="grey", lw=1, ls="--",
-                   label=rf"$\sigma_\mu$ = {target:g} at $f_S$ = {f_target:.3g}")
+        ax.axvline(
+            f_target,
+            color="grey",
+            lw=1,
+            ls="--",
+            label=rf"$\sigma_\mu$ = {target:g} at $f_S$ = {f_target:.3g}",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(*f_range)
@@ -304,11 +331,21 @@ def plot_sigma_mu_vs_n(
     with figure_style():
         fig, axes = new_figure(figsize=(8.5, 6.5))
         ax = axes[0, 0]
-        ax.plot(n, y, color="#3f90da", lw=2.5,
-                label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, $f_S$ = {f_s:g} "
-                f"(slope {loglog_slope(n, y):.3f})")
-        ax.axhline(target, color="grey", lw=1, ls="--",
-                   label=rf"$\sigma_\mu$ = {target:g} at n = {n_target:,.0f}")
+        ax.plot(
+            n,
+            y,
+            color="#3f90da",
+            lw=2.5,
+            label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, $f_S$ = {f_s:g} "
+            f"(slope {loglog_slope(n, y):.3f})",
+        )
+        ax.axhline(
+            target,
+            color="grey",
+            lw=1,
+            ls="--",
+            label=rf"$\sigma_\mu$ = {target:g} at n = {n_target:,.0f}",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(*n_range)

@@ -375,8 +375,12 @@ class _LogLines(_io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        if self._buf.strip():
-            self._emit(self._buf.strip())
+        # scikit-learn flushes after the "[k/N] " prefix of a line: keep it for the rest.
+        pass
+
+    def finish(self) -> None:
+        """Emit whatever is left after the fit."""
+        self._emit(self._buf.strip())
         self._buf = ""
 
     def _emit(self, line: str) -> None:
@@ -427,13 +431,13 @@ def _fit(model: Any, family: str, X: np.ndarray, y: np.ndarray, w: np.ndarray, *
             model.set_params(callbacks=None)
     elif family == "hgb":
         verbose = model.verbose
-        model.set_params(verbose=1)
+        model.set_params(verbose=2)  # 2: one line per iteration
         stream = _LogLines(name)
         try:
             with contextlib.redirect_stdout(stream):
                 model.fit(X, y, sample_weight=w)
         finally:
-            stream.flush()
+            stream.finish()
             model.set_params(verbose=verbose)
     elif family == "rf":
         # Trees in batches through warm_start: scikit-learn draws the per-tree seeds so that

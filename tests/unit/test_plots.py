@@ -135,8 +135,9 @@ def test_plot_ams_missing_column_names_it(tmp_path, scan):
 
 
 def test_plot_dmu_breakdown_with_inf_rows(tmp_path, scan):
-    paths = plots.plot_dmu_breakdown(scan, _working_points(scan), SYSTS, tmp_path / "dmu",
-                                     title="hgb")
+    paths = plots.plot_dmu_breakdown(
+        scan, _working_points(scan), SYSTS, tmp_path / "dmu", title="hgb"
+    )
     _check_written(paths)
 
 
@@ -154,8 +155,9 @@ def test_plot_dmu_breakdown_missing_systematic(tmp_path, scan):
 
 
 def test_plot_score_variations(tmp_path, scores):
-    paths = plots.plot_score_variations(scores, ["det_up", "det_down"], tmp_path / "sc", bins=20,
-                                        title="hgb")
+    paths = plots.plot_score_variations(
+        scores, ["det_up", "det_down"], tmp_path / "sc", bins=20, title="hgb"
+    )
     _check_written(paths)
     with pytest.raises(DataContractError, match="jes_up"):
         plots.plot_score_variations(scores, ["jes_up"], tmp_path / "y")
@@ -164,11 +166,13 @@ def test_plot_score_variations(tmp_path, scores):
 
 
 def test_plot_roc_and_lumi(tmp_path, scores, scan):
-    _check_written(plots.plot_roc({"hgb": scores["nominal"], "rf": scores["det_up"]},
-                                  tmp_path / "roc"))
+    _check_written(
+        plots.plot_roc({"hgb": scores["nominal"], "rf": scores["det_up"]}, tmp_path / "roc")
+    )
     row = scan.iloc[_working_points(scan)["min_dmu_tot"]]
-    _check_written(plots.plot_lumi_projection(row, SYSTS, tmp_path / "lumi", (1.0, 1000.0),
-                                              title="hgb"))
+    _check_written(
+        plots.plot_lumi_projection(row, SYSTS, tmp_path / "lumi", (1.0, 1000.0), title="hgb")
+    )
 
 
 def test_plots_are_deterministic(tmp_path, scan):

@@ -27,13 +27,16 @@ def test_linear_propagation_values():
     t = studies.linear_propagation_table().set_index("case")
     # Closed forms with (d_epsS, d_epsB, d_L) = (0.05, 0.02, 0.01) at mu = 1.
     expected = {
-        "notebook example S=100, B=2500": math.sqrt(2600 / 100**2 + 0.05**2 + (25 * 0.02) ** 2
-                                                     + (26 * 0.01) ** 2),
+        "notebook example S=100, B=2500": math.sqrt(
+            2600 / 100**2 + 0.05**2 + (25 * 0.02) ** 2 + (26 * 0.01) ** 2
+        ),
         "n=10,000 with 200 signal": math.sqrt(0.5**2 + 0.05**2 + 0.98**2 + 0.5**2),
-        "n=200 with 150 signal": math.sqrt(200 / 150**2 + 0.05**2 + (50 / 150 * 0.02) ** 2
-                                            + (200 / 150 * 0.01) ** 2),
-        "n=100 with 99 signal": math.sqrt(100 / 99**2 + 0.05**2 + (0.02 / 99) ** 2
-                                           + (100 / 99 * 0.01) ** 2),
+        "n=200 with 150 signal": math.sqrt(
+            200 / 150**2 + 0.05**2 + (50 / 150 * 0.02) ** 2 + (200 / 150 * 0.01) ** 2
+        ),
+        "n=100 with 99 signal": math.sqrt(
+            100 / 99**2 + 0.05**2 + (0.02 / 99) ** 2 + (100 / 99 * 0.01) ** 2
+        ),
         "dmu_printer n=10,000, alpha=1, f_S=0.1": math.sqrt(0.1**2 + 0.05**2 + 0.18**2 + 0.1**2),
     }
     for case, value in expected.items():
@@ -48,8 +51,9 @@ def test_linear_propagation_values():
 
 
 def test_linear_propagation_uses_given_deltas():
-    t = studies.linear_propagation_table([studies.YieldCase("x", 300.0, 700.0)],
-                                         d_eps_s=0.1, d_eps_b=0.0, d_lumi=0.0)
+    t = studies.linear_propagation_table(
+        [studies.YieldCase("x", 300.0, 700.0)], d_eps_s=0.1, d_eps_b=0.0, d_lumi=0.0
+    )
     assert t.dmu_lin.iloc[0] == pytest.approx(math.hypot(math.sqrt(1000) / 300, 0.1))
     assert t.dmu_bkg.iloc[0] == 0.0 and t.dmu_lumi.iloc[0] == 0.0
     assert t.dmu_lin.iloc[0] == pytest.approx(
@@ -71,7 +75,9 @@ def test_sigma_mu_vs_alpha_scaling():
 
 def test_sigma_mu_vs_fraction_and_n():
     f = np.geomspace(1e-3, 1.0, 40)
-    assert studies.loglog_slope(f, studies.sigma_mu_vs_fraction(f)) == pytest.approx(-1.0, abs=1e-12)
+    assert studies.loglog_slope(f, studies.sigma_mu_vs_fraction(f)) == pytest.approx(
+        -1.0, abs=1e-12
+    )
     assert studies.fraction_for_target(0.1) == pytest.approx(0.1)
     n = np.geomspace(2_600.0, 250_000.0, 40)
     y = studies.sigma_mu_vs_n(n)
@@ -99,8 +105,13 @@ def test_run_studies_writes_everything(tmp_path):
     names = sorted(p.name for p in paths)
     assert names == sorted(
         [f"sigma_mu_vs_{x}.{e}" for x in ("alpha", "fraction", "n") for e in ("png", "pdf")]
-        + ["linear_propagation.csv", "linear_propagation.md", "sigma_mu_configurations.csv",
-           "sigma_mu_configurations.md", "studies_summary.json"]
+        + [
+            "linear_propagation.csv",
+            "linear_propagation.md",
+            "sigma_mu_configurations.csv",
+            "sigma_mu_configurations.md",
+            "studies_summary.json",
+        ]
     )
     for p in paths:
         assert p.is_file() and p.stat().st_size > 100
