@@ -49,7 +49,9 @@ def make_frames(n_events: int, seed: int) -> dict[str, pd.DataFrame]:
             if syst["type"] == "norm":
                 labels = syst.get("labels", ["signal", "background"])
                 target = np.isin(label, [1 if x == "signal" else 0 for x in labels])
-                frames[name] = base.assign(weight=np.where(target, weight * (1 + sign * syst["delta"]), weight))
+                frames[name] = base.assign(
+                    weight=np.where(target, weight * (1 + sign * syst["delta"]), weight)
+                )
             else:
                 shifted = np.clip(score + sign * (0.01 + wobble), 0.0, 1.0).astype(np.float32)
                 frames[name] = base.assign(score=shifted)
@@ -76,8 +78,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--thresholds", type=int, default=1000)
-    parser.add_argument("--loop-thresholds", type=int, default=50,
-                        help="thresholds timed in the loop (0: all; otherwise extrapolated)")
+    parser.add_argument(
+        "--loop-thresholds",
+        type=int,
+        default=50,
+        help="thresholds timed in the loop (0: all; otherwise extrapolated)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="best of this many scan runs")
     parser.add_argument("--min-ratio", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=20241122)
@@ -104,8 +110,11 @@ def main() -> int:
     loop = notebook_loop(frames, thresholds[subset])
     t_loop_subset = time.perf_counter() - start
     t_loop = t_loop_subset * n_thr / subset.size
-    how = "measured" if subset.size == n_thr else (
-        f"extrapolated linearly from {subset.size} thresholds ({t_loop_subset:.2f} s)")
+    how = (
+        "measured"
+        if subset.size == n_thr
+        else (f"extrapolated linearly from {subset.size} thresholds ({t_loop_subset:.2f} s)")
+    )
     print(f"notebook loop (S and B only): {t_loop:.1f} s, {how}")
 
     worst = 0.0
@@ -118,7 +127,9 @@ def main() -> int:
           f"{subset.size} thresholds -> {'OK' if agree else 'MISMATCH'}")  # fmt: skip
     ratio = t_loop / t_scan
     fast = ratio >= args.min_ratio
-    print(f"speed-up: {ratio:.0f}x (required >= {args.min_ratio:.0f}x) -> {'OK' if fast else 'TOO SLOW'}")
+    print(
+        f"speed-up: {ratio:.0f}x (required >= {args.min_ratio:.0f}x) -> {'OK' if fast else 'TOO SLOW'}"
+    )
     return 0 if (agree and fast) else 1
 
 

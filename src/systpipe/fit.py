@@ -855,8 +855,10 @@ def cls_upper_limit_pyhf(
     import pyhf
 
     with _pyhf_backend(pyhf.optimize.scipy_optimizer()), warnings.catch_warnings():
-        # scipy's SLSQP may warn about clipping to bounds during line searches.
+        # scipy's SLSQP may warn about clipping to bounds during line searches; pyhf 0.7.6 uses
+        # the deprecated jsonschema.RefResolver.
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         ws = pyhf.Workspace(dict(spec))
         model = ws.model(poi_name=poi)
         data = ws.data(model)

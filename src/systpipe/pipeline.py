@@ -235,7 +235,7 @@ def table(
     scan_frames = {clf: io.read_table(path) for clf, path in scans.items()}
     model_info = {clf: json.loads(Path(path).read_text()) for clf, path in infos.items()}
     df = build_table(scan_frames, systematics=config["systematics"], model_info=model_info)
-    return write_table(df, prefix)
+    return write_table(df, prefix, provenance=file_provenance(config, "table"))
 
 
 def provenance(config: Config, *, output: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Threshold scan: S and B per variation by cumulative sums, then mu shifts, AMS and dmu per threshold."""
+"""Threshold scan: per-variation S and B by cumulative sums, then mu, AMS and dmu per threshold."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def quantile_thresholds(scores: ArrayLike, n: int) -> np.ndarray:
 
 
 def _threshold_array(thresholds: ArrayLike) -> np.ndarray:
-    thr = np.asarray(thresholds, dtype=np.float64)
+    thr = np.array(thresholds, dtype=np.float64)  # a copy: the scan table must not alias it
     if thr.ndim != 1 or thr.size == 0:
         raise ConfigError(f"scan thresholds must be a non-empty 1-D array, got shape {thr.shape}")
     if not np.all(np.isfinite(thr)):
@@ -131,7 +131,9 @@ def _bin_index(score: np.ndarray, label: np.ndarray, t_sorted: np.ndarray) -> np
     return _count_below(score, t_sorted) + np.intp(t_sorted.size + 1) * label
 
 
-def _selected_sums(index: np.ndarray, weight: np.ndarray, n_thr: int) -> tuple[np.ndarray, np.ndarray]:
+def _selected_sums(
+    index: np.ndarray, weight: np.ndarray, n_thr: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(S, B) for the sorted thresholds: per-bin weight sums, then reverse cumulative sums."""
     counts = np.bincount(index, weights=weight, minlength=2 * (n_thr + 1))
     counts = counts.reshape(2, n_thr + 1)
@@ -186,7 +188,9 @@ def _event_arrays(frame: pd.DataFrame, variation: str) -> tuple[np.ndarray, np.n
         weight = frame["weight"].to_numpy(dtype=np.float64)
         raw_label = frame["label"].to_numpy()
     except (TypeError, ValueError) as exc:
-        raise DataContractError(f"scores[{variation!r}]: non-numeric score or weight ({exc})") from exc
+        raise DataContractError(
+            f"scores[{variation!r}]: non-numeric score or weight ({exc})"
+        ) from exc
     if np.isnan(score).any():
         raise DataContractError(f"scores[{variation!r}]: column 'score' contains NaN")
     if not np.all(np.isfinite(weight)):
@@ -271,8 +275,11 @@ def scan_scores(
     _check_systematics(systematics)
     _check_column_names(systematics)
     stats.symmetrise(0.0, 0.0, symmetrise)  # validates the mode before any work
-    for key, val in (("higgsml_b_reg", b_reg), ("min_signal", min_signal),
-                     ("min_background", min_background)):
+    for key, val in (
+        ("higgsml_b_reg", b_reg),
+        ("min_signal", min_signal),
+        ("min_background", min_background),
+    ):
         if not isinstance(val, int | float) or not math.isfinite(val) or val < 0:
             raise ConfigError(f"scan.{key} must be a finite number >= 0, got {val!r}")
     names = variation_names(systematics)
@@ -308,15 +315,18 @@ def scan_scores(
         cols[f"S_{var}"], cols[f"B_{var}"] = yields[var]
     cols["n"] = n
     with np.errstate(over="ignore"):
-        mus = {var: np.asarray(stats.mu_hat(n, yields[var][0], yields[var][1]), dtype=np.float64)
-               for var in names[1:]}
+        mus = {
+            var: np.asarray(stats.mu_hat(n, yields[var][0], yields[var][1]), dtype=np.float64)
+            for var in names[1:]
+        }
         for var in names[1:]:
             cols[f"mu_{var}"] = mus[var]
-        half_shift_sq = sum(
-            (0.5 * (np.abs(yields[f"{k}_up"][1] - b0) + np.abs(yields[f"{k}_down"][1] - b0))) ** 2
-            for k in (s["name"] for s in systematics)
-        )
-        sigma_b = np.sqrt(half_shift_sq) * np.ones(n_thr)
+        # Background uncertainty for Z_asimov: mean |shift| of B per systematic, in quadrature.
+        half_shift_sq = np.zeros(n_thr)
+        for syst in systematics:
+            b_up, b_dn = yields[f"{syst['name']}_up"][1], yields[f"{syst['name']}_down"][1]
+            half_shift_sq += (0.5 * (np.abs(b_up - b0) + np.abs(b_dn - b0))) ** 2
+        sigma_b = np.sqrt(half_shift_sq)
         cols["ams"] = np.asarray(stats.ams(s0, b0), dtype=np.float64)
         cols["ams_higgsml"] = np.asarray(stats.ams_higgsml(s0, b0, b_reg), dtype=np.float64)
         cols["sigma_b"] = sigma_b
@@ -354,8 +364,12 @@ def scan_scores(
         if arr.dtype.kind == "f" and np.isnan(arr).any():
             raise SystpipeError(f"scan column {key!r} contains NaN (yields overflowed?)")
     out = pd.DataFrame(cols)
-    out.attrs.update(min_signal=float(min_signal), min_background=float(min_background),
-                     symmetrise=symmetrise, b_reg=float(b_reg))
+    out.attrs.update(
+        min_signal=float(min_signal),
+        min_background=float(min_background),
+        symmetrise=symmetrise,
+        b_reg=float(b_reg),
+    )
     return out
 
 
@@ -405,8 +419,11 @@ def working_points(scan_df: pd.DataFrame) -> dict[str, int]:
     dmu = scan_df["dmu_tot"].to_numpy(dtype=np.float64)
     thr = scan_df["threshold"].to_numpy(dtype=np.float64)
     if not (valid & ~np.isnan(amsv) & ~np.isnan(dmu)).any():
-        cuts = ", ".join(f"scan.{k}={scan_df.attrs[k]}" for k in ("min_signal", "min_background")
-                         if k in scan_df.attrs)
+        cuts = ", ".join(
+            f"scan.{k}={scan_df.attrs[k]}"
+            for k in ("min_signal", "min_background")
+            if k in scan_df.attrs
+        )
         raise SystpipeError(
             "no valid threshold in the scan: every row fails S_nominal >= scan.min_signal, "
             "B_nominal >= scan.min_background or S > 0 in some variation"

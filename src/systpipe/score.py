@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from threadpoolctl import threadpool_limits
 
 from .errors import DataContractError, ModelError
@@ -98,10 +99,14 @@ def predict_scores(model: Any, df: pd.DataFrame, *, features: list[str] | tuple[
                 p = model.booster_.predict(X, num_threads=threads)
             elif _is_forest(model):
                 p = _forest_proba(model, X, threads)
-            else:
-                col = _signal_column(model)
+            elif hasattr(model, "get_booster"):  # XGBoost: n_jobs is its nthread
                 with _n_jobs(model, threads):
-                    p = model.predict_proba(X)[:, col]
+                    p = model.predict_proba(X)[:, _signal_column(model)]
+            else:
+                # Other estimators: joblib and OpenMP/BLAS limits, stored params untouched
+                # (setting n_jobs warns on estimators that deprecated it).
+                with parallel_config(n_jobs=threads):
+                    p = model.predict_proba(X)[:, _signal_column(model)]
     except (ModelError, DataContractError):
         raise
     except Exception as exc:

@@ -43,9 +43,13 @@ def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
 def _model_value(model_info: Mapping[str, Mapping[str, Any]], clf: str, key: str) -> float:
     info = model_info.get(clf)
     if info is None:
-        raise DataContractError(f"model_info: no entry for classifier {clf!r}; have {sorted(model_info)}")
+        raise DataContractError(
+            f"model_info: no entry for classifier {clf!r}; have {sorted(model_info)}"
+        )
     if key not in info:
-        raise DataContractError(f"model_info[{clf!r}]: missing key {key!r}; keys present: {sorted(info)}")
+        raise DataContractError(
+            f"model_info[{clf!r}]: missing key {key!r}; keys present: {sorted(info)}"
+        )
     return float(info[key])
 
 
@@ -72,8 +76,17 @@ def build_table(
     names = [s["name"] for s in systematics]
     rows: list[dict[str, Any]] = []
     for clf, scan in scans.items():
-        needed = ["threshold", "S_nominal", "B_nominal", "ams", "z_asimov", "dmu_stat", "dmu_syst",
-                  "dmu_tot", "dmu_lin"]
+        needed = [
+            "threshold",
+            "S_nominal",
+            "B_nominal",
+            "ams",
+            "z_asimov",
+            "dmu_stat",
+            "dmu_syst",
+            "dmu_tot",
+            "dmu_lin",
+        ]
         needed += [f"{p}{k}" for k in names for p in ("dmu_", "d_up_", "d_down_")]
         missing = [c for c in needed if c not in scan.columns]
         if missing:
@@ -100,7 +113,9 @@ def build_table(
     out = pd.DataFrame(rows, columns=columns)
     float_cols = columns[3:]
     out[float_cols] = out[float_cols].astype(np.float64)
-    log.info("uncertainty table: %d classifiers x %d working points", len(scans), len(WORKING_POINTS))
+    log.info(
+        "uncertainty table: %d classifiers x %d working points", len(scans), len(WORKING_POINTS)
+    )
     return out
 
 

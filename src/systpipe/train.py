@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from threadpoolctl import threadpool_limits
 
 from . import __version__
@@ -214,7 +215,9 @@ def build_classifier(type_: str, params: Mapping[str, Any], *, threads: int, see
                     f"classifiers[].params: {unknown} not accepted by {cls.__name__}; "
                     f"valid: {sorted(valid)}"
                 )
-        if "n_jobs" in valid:
+        # Only where n_jobs is known to mean threads: other estimators may have deprecated it
+        # (LogisticRegression warns from 1.8) and get joblib.parallel_config during fit/predict.
+        if "n_jobs" in valid and family in ("rf", "lgbm", "xgb"):
             kwargs["n_jobs"] = threads
         if "random_state" in valid:
             kwargs["random_state"] = seed
@@ -416,7 +419,7 @@ def _xgb_callback(name: str, total: int, started: float) -> Any:
 
 
 def _fit(model: Any, family: str, X: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-         name: str, features: list[str]) -> None:
+         name: str, features: list[str], threads: int) -> None:
     started = time.perf_counter()
     if family == "lgbm":
         names = list(features) if all(re.fullmatch(r"\w+", f) for f in features) else "auto"
@@ -459,7 +462,8 @@ def _fit(model: Any, family: str, X: np.ndarray, y: np.ndarray, w: np.ndarray, *
                 f"classifier {name!r}: {type(model).__name__}.fit does not accept sample_weight, "
                 "so the training weights (training.weighting) cannot be applied"
             )
-        model.fit(X, y, sample_weight=w)
+        with parallel_config(n_jobs=threads):
+            model.fit(X, y, sample_weight=w)
 
 
 def _n_iterations(model: Any, family: str) -> int | None:
@@ -548,7 +552,7 @@ def train_classifier(
     started = time.perf_counter()
     try:
         with threadpool_limits(limits=threads):
-            _fit(model, family, X, y, w, name=name, features=features)
+            _fit(model, family, X, y, w, name=name, features=features, threads=threads)
     except ModelError:
         raise
     except Exception as exc:

@@ -137,10 +137,11 @@ def test_ineffective_modifiers_are_dropped_and_process_norms_become_shapes(templ
 
 
 def test_workspace_errors(templates):
+    partial = {k: v for k, v in templates.variations.items() if k != "det_up"}
     with pytest.raises(DataContractError, match="det_up"):
         fit.build_workspace(
             Templates(templates.bin_edges, templates.samples, templates.is_signal, templates.nominal,
-                      templates.sumw2, {}),
+                      templates.sumw2, partial),
             SYSTS,
         )
     empty = templates.nominal.copy()

@@ -33,7 +33,9 @@ def events(n=4000, seed=1, *, grid=0.01, negative=0.0):
     score = np.round(np.round(raw / grid) * grid, 10)
     weight = np.where(label == 1, 0.5, 3.0) * rng.uniform(0.5, 1.5, n)
     weight[rng.random(n) < negative] *= -1.0
-    return pd.DataFrame({"event_id": np.arange(n), "label": label, "weight": weight, "score": score})
+    return pd.DataFrame(
+        {"event_id": np.arange(n), "label": label, "weight": weight, "score": score}
+    )
 
 
 def norm_frame(base, syst, sign):
@@ -103,7 +105,9 @@ def test_yields_match_brute_force_with_ties_and_negative_weights(name):
 
 
 def test_cumulative_yields_ties_exact_and_float32_compares_in_float64():
-    s, b = cumulative_yields([0.5, 0.5, 0.5, 0.6], [1, 0, 1, 1], [1.0, 2.0, 4.0, 8.0], [0.5, 0.4999])
+    s, b = cumulative_yields(
+        [0.5, 0.5, 0.5, 0.6], [1, 0, 1, 1], [1.0, 2.0, 4.0, 8.0], [0.5, 0.4999]
+    )
     np.testing.assert_array_equal(s, [8.0, 13.0])  # score == t is not selected
     np.testing.assert_array_equal(b, [0.0, 2.0])
     # float32(0.1) = 0.100000001490116... > 0.1 in float64
@@ -116,13 +120,25 @@ def test_cumulative_yields_ties_exact_and_float32_compares_in_float64():
 def test_scan_columns_exact_order():
     systs = [LUMI, SIG, BKG, DET]
     scan = scan_scores(frames_for(events(500), systs), systematics=systs, thresholds=[0.5, 0.6])
-    variations = ["nominal"] + [f"{k}_{d}" for k in ("lumi", "sig", "bkg", "det") for d in ("up", "down")]
+    variations = ["nominal"] + [
+        f"{k}_{d}" for k in ("lumi", "sig", "bkg", "det") for d in ("up", "down")
+    ]
     expected = ["threshold"]
     expected += [f"{p}_{v}" for v in variations for p in ("S", "B")]
     expected += ["n"] + [f"mu_{v}" for v in variations[1:]]
     expected += ["ams", "ams_higgsml", "sigma_b", "z_asimov", "dmu_stat"]
-    expected += [f"{p}_{k}" for k in ("lumi", "sig", "bkg", "det") for p in ("d_up", "d_down", "dmu")]
-    expected += ["dmu_syst", "dmu_tot", "dmu_lin_lumi", "dmu_lin_sig", "dmu_lin_bkg", "dmu_lin", "valid"]
+    expected += [
+        f"{p}_{k}" for k in ("lumi", "sig", "bkg", "det") for p in ("d_up", "d_down", "dmu")
+    ]
+    expected += [
+        "dmu_syst",
+        "dmu_tot",
+        "dmu_lin_lumi",
+        "dmu_lin_sig",
+        "dmu_lin_bkg",
+        "dmu_lin",
+        "valid",
+    ]
     assert list(scan.columns) == expected
     assert scan["valid"].dtype == bool
     assert len(scan) == 2
@@ -174,8 +190,12 @@ def test_invariants_mu_nominal_and_totals(norm_scan):
     np.testing.assert_allclose(norm_scan["dmu_stat"], np.sqrt(n) / s, rtol=1e-14)
     syst2 = sum(norm_scan[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg"))
     np.testing.assert_allclose(norm_scan["dmu_syst"] ** 2, syst2, rtol=1e-12)
-    np.testing.assert_allclose(norm_scan["dmu_tot"] ** 2, norm_scan["dmu_stat"] ** 2 + syst2, rtol=1e-12)
-    lin2 = norm_scan["dmu_stat"] ** 2 + sum(norm_scan[f"dmu_lin_{k}"] ** 2 for k in ("lumi", "sig", "bkg"))
+    np.testing.assert_allclose(
+        norm_scan["dmu_tot"] ** 2, norm_scan["dmu_stat"] ** 2 + syst2, rtol=1e-12
+    )
+    lin2 = norm_scan["dmu_stat"] ** 2 + sum(
+        norm_scan[f"dmu_lin_{k}"] ** 2 for k in ("lumi", "sig", "bkg")
+    )
     np.testing.assert_allclose(norm_scan["dmu_lin"] ** 2, lin2, rtol=1e-12)
     np.testing.assert_allclose(norm_scan["ams"], ams(s, b), rtol=1e-14)
     np.testing.assert_allclose(norm_scan["ams_higgsml"], ams(s, b + 10.0), rtol=1e-14)
@@ -246,7 +266,11 @@ def test_zero_signal_thresholds_are_inf_and_invalid():
 def test_signal_without_background_and_variation_losing_signal():
     # two signal events at 0.9 and one background at 0.4; det_up pushes the signal below 0.8
     base = pd.DataFrame({"label": [1, 1, 0], "weight": [5.0, 5.0, 50.0], "score": [0.9, 0.9, 0.4]})
-    frames = {"nominal": base, "det_up": shifted_frame(base, -0.2), "det_down": shifted_frame(base, 0.05)}
+    frames = {
+        "nominal": base,
+        "det_up": shifted_frame(base, -0.2),
+        "det_down": shifted_frame(base, 0.05),
+    }
     scan = scan_scores(frames, systematics=[DET], thresholds=[0.3, 0.8])
     row = scan.iloc[1]
     assert row["S_nominal"] == 10.0 and row["B_nominal"] == 0.0
@@ -273,7 +297,11 @@ def test_negative_weight_cancellation_is_not_signal():
     # +w and -w at the same score cancel: S = 0 up to rounding, must not count as valid
     base = pd.DataFrame({"label": [1, 1, 1, 0], "weight": [0.1, 0.2, -0.3, 4.0],
                          "score": [0.9, 0.9, 0.9, 0.95]})  # fmt: skip
-    frames = {"nominal": base, "lumi_up": norm_frame(base, LUMI, 1), "lumi_down": norm_frame(base, LUMI, -1)}
+    frames = {
+        "nominal": base,
+        "lumi_up": norm_frame(base, LUMI, 1),
+        "lumi_down": norm_frame(base, LUMI, -1),
+    }
     scan = scan_scores(frames, systematics=[LUMI], thresholds=[0.5])
     assert 0 < abs(scan["S_nominal"].iloc[0]) < 1e-15  # rounding residue, not exactly zero
     assert not scan["valid"].iloc[0]
@@ -307,7 +335,9 @@ def test_bad_inputs_raise_named_errors():
     with pytest.raises(DataContractError, match="extra_up"):
         scan_scores({**frames, "extra_up": base}, systematics=[LUMI], thresholds=[0.5])
     with pytest.raises(DataContractError, match=r"'lumi_up'.*'score'"):
-        scan_scores({**frames, "lumi_up": base.drop(columns="score")}, systematics=[LUMI], thresholds=[0.5])
+        scan_scores(
+            {**frames, "lumi_up": base.drop(columns="score")}, systematics=[LUMI], thresholds=[0.5]
+        )
     bad = base.assign(label=np.where(base["label"] == 1, 2, 0))
     with pytest.raises(DataContractError, match="label"):
         scan_scores({**frames, "nominal": bad}, systematics=[LUMI], thresholds=[0.5])
@@ -330,7 +360,9 @@ def test_bad_inputs_raise_named_errors():
 
 
 def hand_scan(threshold, ams_values, dmu_tot, valid):
-    return pd.DataFrame({"threshold": threshold, "ams": ams_values, "dmu_tot": dmu_tot, "valid": valid})
+    return pd.DataFrame(
+        {"threshold": threshold, "ams": ams_values, "dmu_tot": dmu_tot, "valid": valid}
+    )
 
 
 def test_working_points_hand_made():

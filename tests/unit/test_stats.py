@@ -97,7 +97,9 @@ def test_mu_hat_scalar_and_broadcast_shapes():
 
 
 def test_ams_closed_forms():
-    assert float(ams(10.0, 10.0)) == pytest.approx(math.sqrt(2 * (20 * math.log(2) - 10)), rel=1e-14)
+    assert float(ams(10.0, 10.0)) == pytest.approx(
+        math.sqrt(2 * (20 * math.log(2) - 10)), rel=1e-14
+    )
     # s << b: AMS -> s / sqrt(b) (next term relative s / (3 b))
     s, b = 1.0, 1e4
     assert float(ams(s, b)) == pytest.approx(s / math.sqrt(b), rel=2 * s / (3 * b))
@@ -118,7 +120,9 @@ def _z_asimov_raw(s, b, sb):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("s", "b", "sb"), [(10.0, 10.0, 2.0), (50.0, 100.0, 20.0), (3.0, 1e3, 50.0)])
+@pytest.mark.parametrize(
+    ("s", "b", "sb"), [(10.0, 10.0, 2.0), (50.0, 100.0, 20.0), (3.0, 1e3, 50.0)]
+)
 def test_z_asimov_matches_spec_formula(s, b, sb):
     assert float(z_asimov(s, b, sb)) == pytest.approx(_z_asimov_raw(s, b, sb), rel=1e-10)
 

@@ -103,7 +103,9 @@ def test_quadrature_sums(table):
 
 def test_missing_model_info_and_columns(scans):
     with pytest.raises(DataContractError, match=r"'rf'"):
-        build_table(scans, systematics=SYSTEMATICS, model_info={k: MODEL_INFO[k] for k in ("xgb", "hgb")})
+        build_table(
+            scans, systematics=SYSTEMATICS, model_info={k: MODEL_INFO[k] for k in ("xgb", "hgb")}
+        )
     info = {**MODEL_INFO, "hgb": {"auc": 0.9}}
     with pytest.raises(DataContractError, match="train_time_s"):
         build_table(scans, systematics=SYSTEMATICS, model_info=info)
@@ -117,13 +119,17 @@ def test_missing_model_info_and_columns(scans):
 def test_no_valid_threshold_names_classifier(scans):
     broken = scans["rf"].assign(valid=False)
     with pytest.raises(SystpipeError, match=r"classifier 'rf'.*min_signal"):
-        build_table({"xgb": scans["xgb"], "rf": broken}, systematics=SYSTEMATICS, model_info=MODEL_INFO)
+        build_table(
+            {"xgb": scans["xgb"], "rf": broken}, systematics=SYSTEMATICS, model_info=MODEL_INFO
+        )
 
 
 def test_write_table_files_and_byte_identical_rewrite(table, tmp_path):
     prefix = tmp_path / "tables" / "uncertainties"
     paths = write_table(table, prefix, provenance={"seed": 1})
-    assert [p.name for p in paths] == [f"uncertainties.{s}" for s in ("parquet", "csv", "md", "tex")]
+    assert [p.name for p in paths] == [
+        f"uncertainties.{s}" for s in ("parquet", "csv", "md", "tex")
+    ]
     first = {p.name: p.read_bytes() for p in paths}
     assert write_table(table, prefix, provenance={"seed": 1}) == paths
     assert {p.name: p.read_bytes() for p in paths} == first

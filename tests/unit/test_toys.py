@@ -1,0 +1,194 @@
+"""Tests of systpipe.toys: challenge score, determinism, failure handling, coverage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from systpipe import fit, toys
+from systpipe.errors import ConfigError, DataContractError
+from systpipe.templates import Templates
+
+SIGMA68_1000 = math.sqrt((1 - 0.6827) * 0.6827 * 1000) / 1000  # 0.014718
+
+
+def simple_spec() -> dict:
+    """Three bins, one background normalisation and one shape systematic, no MC statistics."""
+    nom = np.array([[20.0, 40.0, 60.0], [400.0, 200.0, 100.0]])
+    var = {
+        "bkg_up": nom * [[1.0], [1.05]],
+        "bkg_down": nom * [[1.0], [0.95]],
+        "det_up": nom * [[0.97, 1.0, 1.04], [1.03, 1.0, 0.96]],
+        "det_down": nom * [[1.02, 1.0, 0.97], [0.98, 1.0, 1.05]],
+    }
+    t = Templates(np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var)
+    systs = [{"name": "bkg", "type": "norm", "delta": 0.05}, {"name": "det", "type": "scale", "delta": 0.02}]
+    return fit.build_workspace(t, systs, mc_stat=False)
+
+
+def counting_spec(s=100.0, b=2500.0, d_s=0.05, d_b=0.02, d_l=0.01, mc_stat=False) -> dict:
+    nom = np.array([[s], [b]])
+    var = {}
+    for name, fs, fb in (("sig", d_s, 0.0), ("bkg", 0.0, d_b), ("lumi", d_l, d_l)):
+        var[f"{name}_up"] = nom * np.array([[1 + fs], [1 + fb]])
+        var[f"{name}_down"] = nom * np.array([[1 - fs], [1 - fb]])
+    t = Templates(np.array([0.5, 1.0]), ["signal", "background"], [True, False], nom, nom / 20, var)
+    systs = [{"name": k, "type": "norm", "delta": 0.1} for k in ("sig", "bkg", "lumi")]
+    return fit.build_workspace(t, systs, mc_stat=mc_stat)
+
+
+@pytest.fixture(scope="module")
+def setup() -> toys.ToySetup:
+    return toys.prepare(simple_spec())
+
+
+# --------------------------------------------------------------------------- score
+
+
+def test_coverage_penalty_hand_computed_points():
+    s = SIGMA68_1000
+    assert s == pytest.approx(0.0147182, rel=1e-5)
+    assert toys.coverage_penalty(0.6827, 1000) == 1.0
+    assert toys.coverage_penalty(0.6827 - 1.99 * s, 1000) == 1.0
+    assert toys.coverage_penalty(0.6827 + 1.99 * s, 1000) == 1.0
+    # below the band: quartic; above: cubic, in units of sigma68 beyond the band edge
+    assert toys.coverage_penalty(0.6827 - 4 * s, 1000) == pytest.approx(1 + 2**4)
+    assert toys.coverage_penalty(0.6827 + 4 * s, 1000) == pytest.approx(1 + 2**3)
+    assert toys.coverage_penalty(0.5, 1000) == pytest.approx(1 + ((0.5 - 0.6827 + 2 * s) / s) ** 4)
+    assert toys.coverage_penalty(0.9, 1000) == pytest.approx(1 + ((0.9 - 0.6827 - 2 * s) / s) ** 3)
+    assert toys.coverage_penalty(0.5, 0) == math.inf
+
+
+def test_challenge_score_hand_computed_points():
+    # the notes' scale: w = 0.1, 0.2, 0.3 at ideal coverage -> 2.29, 1.60, 1.20
+    assert toys.challenge_score(0.1, 0.6827, 1000) == pytest.approx(-math.log(0.101))
+    assert toys.challenge_score(0.2, 0.6827, 1000) == pytest.approx(1.6045, abs=1e-4)
+    assert toys.challenge_score(0.3, 0.6827, 1000) == pytest.approx(1.1973, abs=1e-4)
+    assert toys.challenge_score(0.1, 0.6827 - 4 * SIGMA68_1000, 1000) == pytest.approx(-math.log(0.101 * 17))
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def test_shift_and_linear_reproduce_spec_section5_numbers():
+    setup = toys.prepare(counting_spec())
+    cut = setup.cut
+    assert (cut.s, cut.b) == pytest.approx((100.0, 2500.0))
+    assert cut.s_var["sig"] == pytest.approx((105.0, 95.0))
+    assert cut.b_var["lumi"] == pytest.approx((2525.0, 2475.0))
+    mu, lo, hi = toys._linear_interval(cut, 2600.0)
+    assert mu == pytest.approx(1.0)
+    assert hi - mu == pytest.approx(0.762, abs=5e-4)  # SPEC section 5 example
+    mu, lo, hi = toys._shift_interval(cut, 2600.0, "mean")
+    sig = 0.5 * (abs(1 / 1.05 - 1) + abs(1 / 0.95 - 1))
+    lumi = 0.5 * (abs(75 / 101 - 1) + abs(125 / 99 - 1))
+    expected = math.sqrt(2600 / 100**2 + sig**2 + 0.5**2 + lumi**2)
+    assert hi - mu == pytest.approx(expected, rel=1e-12)
+    assert mu - lo == pytest.approx(expected, rel=1e-12)
+
+
+def test_every_method_runs_and_agrees_on_mu_hat(setup):
+    df = toys.run_toys(setup, mode="frequentist", seed=5, start=0, count=20)
+    assert list(df.columns) == toys.TOY_COLUMNS
+    assert len(df) == 20 * len(toys.METHODS)
+    assert (df["status"] == "ok").all()
+    wide = df.pivot(index="toy", columns="method", values="mu_hat")
+    # the shift and linear methods share mu = (n - B)/S on the same counts
+    np.testing.assert_allclose(wide["shift"], wide["linear"], rtol=1e-12)
+    # profile and chi2 fit the same three bins: close but not identical estimators
+    assert np.max(np.abs(wide["profile"] - wide["chi2"])) < 0.1
+    assert ((df["lo"] <= df["mu_hat"]) & (df["mu_hat"] <= df["hi"])).all()
+
+
+def test_modes_differ_in_what_they_fluctuate(setup):
+    rng = toys.toy_rng(1, "frequentist", 0)
+    _, aux_f = toys.throw_toy(setup, rng, mode="frequentist", mu_true=1.0)
+    _, aux_c = toys.throw_toy(setup, toys.toy_rng(1, "challenge", 0), mode="challenge", mu_true=1.0)
+    assert np.all(aux_f != setup.model.aux_nominal)
+    np.testing.assert_array_equal(aux_c, setup.model.aux_nominal)
+    with pytest.raises(ConfigError, match="mode"):
+        toys.run_toys(setup, mode="bayesian", seed=1, start=0, count=1)
+    with pytest.raises(ConfigError, match="methods"):
+        toys.run_toys(setup, mode="challenge", seed=1, start=0, count=1, methods=["magic"])
+
+
+# --------------------------------------------------------------------------- determinism, failures
+
+
+def test_toys_are_deterministic_and_chunking_invariant(setup):
+    whole = toys.run_toys(setup, mode="challenge", seed=11, start=0, count=12)
+    again = toys.run_toys(setup, mode="challenge", seed=11, start=0, count=12)
+    pd.testing.assert_frame_equal(whole, again)
+    parts = pd.concat(
+        [toys.run_toys(setup, mode="challenge", seed=11, start=0, count=5),
+         toys.run_toys(setup, mode="challenge", seed=11, start=5, count=7)],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(whole, parts)
+    other = toys.run_toys(setup, mode="challenge", seed=12, start=0, count=12)
+    assert not np.allclose(whole["mu_hat"], other["mu_hat"])
+
+
+def test_a_failed_fit_is_counted_not_fatal(setup, monkeypatch):
+    real = toys._profile_interval
+
+    def flaky(s, n, aux):
+        # fail exactly on toy 3 of seed 2 (recognised by its data)
+        if np.array_equal(n, bad_counts):
+            raise RuntimeError("injected failure")
+        return real(s, n, aux)
+
+    bad_counts, _ = toys.throw_toy(setup, toys.toy_rng(2, "frequentist", 3), mode="frequentist", mu_true=1.0)
+    monkeypatch.setattr(toys, "_profile_interval", flaky)
+    df = toys.run_toys(setup, mode="frequentist", seed=2, start=0, count=8)
+    failed = df[df["status"] != "ok"]
+    assert len(failed) == 1
+    assert failed["toy"].iloc[0] == 3 and failed["method"].iloc[0] == "profile"
+    assert "injected failure" in failed["status"].iloc[0]
+    assert np.isnan(failed["mu_hat"].iloc[0])
+    summary = toys.summarise(df).set_index("method")
+    assert summary.loc["profile", "n_failed"] == 1
+    assert summary.loc["profile", "n_ok"] == 7
+    assert summary.loc["shift", "n_failed"] == 0
+
+
+def test_summarise_numbers_and_duplicate_chunks():
+    df = pd.DataFrame(
+        {
+            "toy": [0, 1, 2, 3],
+            "mode": "challenge",
+            "method": "profile",
+            "mu_true": 1.0,
+            "mu_hat": [0.9, 1.3, 1.0, np.nan],
+            "lo": [0.7, 1.1, 0.8, np.nan],
+            "hi": [1.1, 1.5, 1.2, np.nan],
+            "width": [0.4, 0.4, 0.4, np.nan],
+            "covered": [True, False, True, False],
+            "status": ["ok", "ok", "ok", "failed: x"],
+        }
+    )
+    row = toys.summarise(df).iloc[0]
+    assert (row["n_toys"], row["n_ok"], row["n_failed"]) == (4, 3, 1)
+    assert row["coverage"] == pytest.approx(2 / 3)
+    assert row["coverage_err"] == pytest.approx(math.sqrt(2 / 9 / 3))
+    assert row["mean_width"] == pytest.approx(0.4)
+    assert row["bias"] == pytest.approx(0.2 / 3)
+    assert row["score"] == pytest.approx(toys.challenge_score(0.4, 2 / 3, 3))
+    with pytest.raises(DataContractError, match="more than once"):
+        toys.summarise([df, df])
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def test_profile_interval_covers_at_68_percent(setup):
+    n = 2000
+    df = toys.run_toys(setup, mode="frequentist", seed=1, start=0, count=n, methods=["profile"])
+    row = toys.summarise(df).iloc[0]
+    assert row["n_failed"] == 0
+    binomial = math.sqrt(0.6827 * (1 - 0.6827) / n)
+    assert abs(row["coverage"] - 0.6827) < 2 * binomial
+    assert abs(row["bias"]) < 3 * row["bias_err"] + 0.01
