@@ -1,3 +1,10 @@
 # systpipe: systematic uncertainties on the signal strength mu for classifier-based selections.
-# Entry point; the workflow itself lives in workflow/Snakefile (so it can be used as a module).
+# Entry point. The rules live under workflow/; the default target is defined here because
+# Snakemake keeps only the including file's default target.
 include: "workflow/Snakefile"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

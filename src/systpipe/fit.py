@@ -604,7 +604,8 @@ def minimize(
     hesse: bool = True,
     minos: bool = False,
     strategy: int = 1,
-    tolerance: float = 0.1,
+    tolerance: float = 1e-3,
+    steps: np.ndarray | None = None,
 ) -> Minimum:
     """Minimise the NLL with iminuit (MIGRAD, analytic gradient); optional HESSE and MINOS on the POI.
 
@@ -617,7 +618,12 @@ def minimize(
         hesse: run HESSE for errors and covariance.
         minos: run MINOS on the POI; ``minos`` holds (lower, upper) as negative/positive offsets.
         strategy: Minuit strategy (0 fast, 1 default).
-        tolerance: Minuit EDM tolerance.
+        tolerance: Minuit tolerance (EDM goal 0.002 x tolerance x errordef). The default 1e-3 is
+            tighter than Minuit's 0.1: profile likelihoods with a signal-normalisation
+            systematic are flat enough that 0.1 stops 1e-3 away in mu (1 % in the MINOS
+            interval), and the tighter minimum makes MINOS itself cheaper.
+        steps: initial step sizes (default the prefit sigmas, 0.1 for normfactors); post-fit
+            errors make refits near a known minimum much cheaper.
     """
     from iminuit import Minuit
 
@@ -649,7 +655,9 @@ def minimize(
         m.strategy = strategy
         m.tol = tolerance
         m.print_level = 0
-        m.errors = np.where(np.isfinite(model.prefit_sigma), model.prefit_sigma, 0.1).tolist()
+        if steps is None:
+            steps = np.where(np.isfinite(model.prefit_sigma), model.prefit_sigma, 0.1)
+        m.errors = np.where(np.asarray(steps) > 0, steps, 0.1).tolist()
         m.migrad()
         valid = bool(m.valid)
         cov = None
@@ -1026,7 +1034,10 @@ def fit_workspace(
             for kind, sigma in (("pre", model.prefit_sigma[i]), ("post", best.errors[i])):
                 for sign, label in ((+1, "up"), (-1, "down")):
                     val = float(np.clip(best.values[i] + sign * sigma, *model.bounds[i]))
-                    m = minimize(model, data, aux, init=best.values, fixed={i: val}, hesse=False, strategy=0)
+                    m = minimize(
+                        model, data, aux, init=_conditional_start(best, model, i, val), fixed={i: val},
+                        hesse=False, strategy=0, steps=best.errors,
+                    )
                     n_fits += 1
                     entry[f"{kind}_{label}"] = float(m.values[ip] - best.values[ip])
             rows.append(entry)
@@ -1055,13 +1066,17 @@ def fit_workspace(
     else:
         corr = np.full((len(free_idx), len(free_idx)), np.nan)
     # significance: observed on the data, expected on the Asimov mu = 1 data
-    z_obs = discovery_significance(model, data, aux, free_fit=best)
-    asimov_data, asimov_aux = model.asimov()
-    z_exp = discovery_significance(model, asimov_data, asimov_aux)
-    z_exp_stat = discovery_significance(model, asimov_data, asimov_aux, stat_only=True)
-    n_fits += 5
+    z_obs = z_exp = z_exp_stat = math.nan
+    if model.bounds[ip, 0] <= 0:
+        z_obs = discovery_significance(model, data, aux, free_fit=best)
+        asimov_data, asimov_aux = model.asimov()
+        z_exp = discovery_significance(model, asimov_data, asimov_aux)
+        z_exp_stat = discovery_significance(model, asimov_data, asimov_aux, stat_only=True)
+        n_fits += 5
+    else:
+        notes.append("POI bounded above zero: no discovery significance")
     cls_obs, cls_exp = math.nan, [math.nan] * 5
-    if limits:
+    if limits and model.bounds[ip, 0] <= 0:
         try:
             cls_obs, cls_exp = cls_upper_limit(model, data, aux, guess=max(0.5 * (tot_dn + tot_up), 1e-3))
         except Exception as exc:  # noqa: BLE001 - a limit failure must not lose the fit
@@ -1100,6 +1115,20 @@ def fit_workspace(
         result.mu_hat, tot_dn, tot_up, stat_dn, stat_up, z_exp, n_fits, result.elapsed_s,
     )
     return result
+
+
+def _conditional_start(best: Minimum, model: HistFactoryModel, i: int, value: float) -> np.ndarray:
+    """Linear prediction of the conditional minimum with parameter i at ``value``.
+
+    From the Hesse covariance: theta_j = theta_hat_j + C_ji / C_ii (value - theta_hat_i). Starting
+    there cuts the refit of a strongly correlated parameter (an MC-stat gamma) ~10x.
+    """
+    start = best.values.copy()
+    cov = best.covariance
+    if cov is not None and cov[i, i] > 0:
+        start = start + cov[:, i] / cov[i, i] * (value - best.values[i])
+    start[i] = value
+    return np.clip(start, model.bounds[:, 0], model.bounds[:, 1])
 
 
 def _group_of(model: HistFactoryModel, i: int) -> str:
@@ -1167,7 +1196,7 @@ def pyhf_minos(spec: Mapping[str, Any], *, poi: str = "mu") -> tuple[float, floa
     """
     import pyhf
 
-    with _pyhf_backend(pyhf.optimize.minuit_optimizer(tolerance=0.01)), warnings.catch_warnings():
+    with _pyhf_backend(pyhf.optimize.minuit_optimizer(tolerance=1e-3)), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ws = pyhf.Workspace(dict(spec))
         model = ws.model(poi_name=poi)

@@ -92,6 +92,24 @@ class ToySetup:
     chi2_shifts: dict[str, np.ndarray]
 
 
+def first_bin_for_threshold(bin_edges: Sequence[float] | np.ndarray, threshold: float | None) -> int:
+    """Index of the bin whose lower edge is the cut-and-count threshold (None: the first bin).
+
+    Example:
+        >>> first_bin_for_threshold([0.5, 0.6, 0.7, 0.8], 0.7), first_bin_for_threshold([0.5, 1.0], None)
+        (2, 0)
+    """
+    edges = np.asarray(bin_edges, dtype=np.float64)
+    if threshold is None:
+        return 0
+    hit = np.flatnonzero(np.isclose(edges[:-1], threshold, rtol=0.0, atol=1e-9))
+    if hit.size == 0:
+        raise ConfigError(
+            f"toys.cut_threshold={threshold} is not a lower bin edge of the fit binning {edges.tolist()}"
+        )
+    return int(hit[0])
+
+
 def prepare(spec: Mapping[str, Any], *, first_bin: int = 0, poi: str = "mu") -> ToySetup:
     """Build the fast model and the cut-and-count/chi2 inputs from a workspace.
 
@@ -361,6 +379,7 @@ __all__ = [
     "ToySetup",
     "challenge_score",
     "coverage_penalty",
+    "first_bin_for_threshold",
     "prepare",
     "run_toys",
     "summarise",

@@ -258,9 +258,9 @@ def training_weights(
     Example:
         >>> training_weights([1.0, 1.0, 1.0, 2.0], [1, 0, 0, 0]).tolist()
         [2.0, 0.5, 0.5, 1.0]
-        >>> training_weights([2.0, -1.0, 3.0], [1, 0, 0], negative_weights="zero",
+        >>> training_weights([2.0, -1.0, 4.0], [1, 0, 0], negative_weights="zero",
         ...                  weighting="absolute").tolist()
-        [1.2, 0.0, 1.8]
+        [1.0, 0.0, 2.0]
     """
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"training.weighting: {weighting!r} is not one of {list(WEIGHTINGS)}")
@@ -317,10 +317,12 @@ def subsample_indices(label: Any, max_events: int | None, *, seed: int) -> np.nd
     """
     y = np.asarray(label)
     n = y.size
+    if max_events is not None and (
+        isinstance(max_events, bool) or not isinstance(max_events, int | np.integer) or max_events < 2
+    ):
+        raise ConfigError(f"training.max_train_events: must be an integer >= 2, got {max_events!r}")
     if max_events is None or n <= max_events:
         return np.arange(n)
-    if isinstance(max_events, bool) or not isinstance(max_events, int | np.integer) or max_events < 2:
-        raise ConfigError(f"training.max_train_events: must be an integer >= 2, got {max_events!r}")
     rng = np.random.default_rng(seed)
     keep = []
     for cls in np.unique(y):  # sorted: the draw order does not depend on the row order
@@ -331,7 +333,7 @@ def subsample_indices(label: Any, max_events: int | None, *, seed: int) -> np.nd
 
 
 def feature_matrix(df: pd.DataFrame, features: list[str] | tuple[str, ...]) -> np.ndarray:
-    """The float64 feature matrix, checking that every feature is present and numeric.
+    """The C-ordered float64 feature matrix, checking that every feature is present and numeric.
 
     Raises:
         DataContractError: missing or non-numeric feature columns (lists the present columns).
@@ -350,7 +352,9 @@ def feature_matrix(df: pd.DataFrame, features: list[str] | tuple[str, ...]) -> n
         raise DataContractError(
             f"feature column(s) {bad} are not numeric: {[str(df[f].dtype) for f in bad]}"
         )
-    return df[list(features)].to_numpy(dtype=np.float64)
+    # C order always: pandas hands out row- or column-major arrays depending on how the frame
+    # was built, and a BLAS product (e.g. LogisticRegression) then sums in a different order.
+    return np.ascontiguousarray(df[list(features)].to_numpy(dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,18 +702,25 @@ def _canonical_skops(data: bytes) -> bytes:
 
 @contextlib.contextmanager
 def _neutral_threads(model: Any) -> Iterator[None]:
-    # The thread count is an execution setting, not part of the model: store None so that the
-    # files written on 1 and on 2 cores are byte-identical.
+    # The thread count is an execution setting, not part of the model: store None (= decide
+    # at run time) so that the files written on 1 and on 2 cores are byte-identical. That is
+    # ``n_jobs`` of forests and the thread count HistGradientBoosting's fitted bin mapper keeps
+    # (only used to bin data; prediction takes its thread count at call time).
     params = model.get_params() if hasattr(model, "get_params") else {}
-    if params.get("n_jobs") is None:
-        yield
-        return
-    old = params["n_jobs"]
-    model.set_params(n_jobs=None)
+    old_jobs = params.get("n_jobs")
+    binner = getattr(model, "_bin_mapper", None)
+    old_binner = getattr(binner, "n_threads", None)
+    if old_jobs is not None:
+        model.set_params(n_jobs=None)
+    if old_binner is not None:
+        binner.n_threads = None
     try:
         yield
     finally:
-        model.set_params(n_jobs=old)
+        if old_jobs is not None:
+            model.set_params(n_jobs=old_jobs)
+        if old_binner is not None:
+            binner.n_threads = old_binner
 
 
 def save_model(model: Any, path_stem: str | os.PathLike[str], type_: str) -> Path:

@@ -176,6 +176,37 @@ def test_fast_nll_equals_pyhf_logpdf_and_gradient_is_exact(spec):
         np.testing.assert_allclose(grad, numeric, atol=2e-6)
 
 
+def test_fast_nll_handles_two_channels_and_partial_staterror(spec):
+    import copy
+
+    two = copy.deepcopy(spec)
+    cr = copy.deepcopy(spec["channels"][0])
+    cr["name"] = "CR"
+    for sample in cr["samples"]:
+        sample["data"] = [2.0 * x for x in sample["data"]]
+        for mod in sample["modifiers"]:
+            if mod["type"] == "staterror":
+                mod["name"] = "staterror_CR"
+    # the signal sample of the signal region has no MC-statistical modifier
+    sr_signal = two["channels"][0]["samples"][0]
+    sr_signal["modifiers"] = [m for m in sr_signal["modifiers"] if m["type"] != "staterror"]
+    two["channels"].append(cr)
+    two["observations"].append({"name": "CR", "data": [2.0 * x for x in spec["observations"][0]["data"]]})
+    _, model, data = pyhf_model(two)
+    fm = fit.HistFactoryModel(two)
+    perm = fm.pyhf_order(model)
+    n = np.asarray(data[: model.config.nmaindata])
+    rng = np.random.default_rng(11)
+    p = fm.nominal_pars.copy()
+    p[0] = 1.3
+    p[fm.alpha_index] = rng.normal(0.0, 1.0, fm.alpha_index.size)
+    p[fm.gamma_index] = 1.0 + rng.normal(0.0, 0.03, fm.gamma_index.size)
+    assert fm.nll(p, n) == pytest.approx(-float(model.logpdf(p[perm], data)[0]), abs=1e-9)
+    _, grad = fm.nll_and_grad(p, n)
+    numeric = [(fm.nll(p + 1e-6 * e, n) - fm.nll(p - 1e-6 * e, n)) / 2e-6 for e in np.eye(fm.n_pars)]
+    np.testing.assert_allclose(grad, numeric, atol=2e-6)
+
+
 def test_fit_matches_plain_pyhf_within_one_percent(templates):
     data = np.round(templates.nominal.sum(axis=0) + 0.3 * templates.nominal[0] + [3, -2, 1, 0, -4, 2, 1, -1, 0, 1])
     spec = fit.build_workspace(templates, SYSTS, data=data)
@@ -297,3 +328,34 @@ def test_optimise_binning_returns_the_minimum_and_fisher_matches_hesse():
     assert choice.dmu_tot == pytest.approx(res.dmu_hesse, rel=0.01)
     one_bin = ok[(ok["n_bins"] == 1)]["dmu_tot"].min()
     assert choice.dmu_tot < one_bin  # shape information helps
+
+
+def test_fit_plots_write_png_and_pdf(spec, templates, tmp_path):
+    from systpipe import fit_plots
+
+    res = fit.fit_workspace(spec, limits=False)
+    written = []
+    written += fit_plots.plot_impacts(res, tmp_path / "impacts", top_n=8)
+    written += fit_plots.plot_pulls(res, tmp_path / "pulls")
+    written += fit_plots.plot_correlation(res, tmp_path / "corr")
+    written += fit_plots.plot_distribution(spec, tmp_path / "prefit", bin_edges=templates.bin_edges)
+    written += fit_plots.plot_distribution(spec, tmp_path / "postfit", result=res, bin_edges=templates.bin_edges)
+    assert sorted(p.name for p in written) == sorted(
+        f"{stem}.{ext}" for stem in ("impacts", "pulls", "corr", "prefit", "postfit") for ext in ("png", "pdf")
+    )
+    assert all(p.stat().st_size > 1000 for p in written)
+    again = fit_plots.plot_pulls(res, tmp_path / "pulls2")
+    assert again[1].read_bytes() == (tmp_path / "pulls.pdf").read_bytes()  # deterministic PDF
+    # pre-fit band: independent nuisance parameters at +/-1 prefit sigma, added in quadrature
+    _, total_pre, sigma_pre, model = fit_plots.yield_bands(spec)
+    shifts = []
+    for i, sig in zip(model.constrained, model.constraint_sigma, strict=True):
+        up, dn = model.nominal_pars.copy(), model.nominal_pars.copy()
+        up[i] += sig
+        dn[i] -= sig
+        shifts.append(0.5 * (model.expected(up) - model.expected(dn)))
+    np.testing.assert_allclose(sigma_pre, np.sqrt(np.sum(np.square(shifts), axis=0)), rtol=0.02)
+    # post-fit band: Hesse covariance incl. mu, at the best fit (= nominal for Asimov data)
+    _, total_post, sigma_post, _ = fit_plots.yield_bands(spec, res)
+    np.testing.assert_allclose(total_pre, total_post, rtol=1e-4)
+    assert np.all(sigma_post > 0)

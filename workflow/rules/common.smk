@@ -1,4 +1,4 @@
-# Helpers shared by all rule files: config validation, wildcard sets, input functions.
+# Helpers shared by the workflow: config validation, wildcard sets, input functions.
 import systpipe
 from snakemake.utils import validate
 from systpipe.config import validate_config
@@ -25,11 +25,6 @@ SCORED_VARIATIONS = ["nominal", *FEATURE_VARIATIONS]
 def _alternatives(names):
     # Regex alternatives for wildcard constraints; "(?!x)x" matches nothing.
     return "|".join(names) if names else "(?!x)x"
-
-
-wildcard_constraints:
-    clf=_alternatives(CLASSIFIERS),
-    variation=_alternatives(VARIATIONS[1:]),
 
 
 def classifier_type(name):
