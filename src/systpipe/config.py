@@ -149,6 +149,12 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
                 f"invalid {source}: 'features' {unmapped} have no entry in 'files.columns' "
                 "(canonical name -> column in the files)"
             )
+    fit = cfg["fit"]
+    if fit["score_min"] >= fit["score_max"]:
+        raise ConfigError(f"invalid {source}: 'fit.score_min' must be below 'fit.score_max'")
+    unknown = sorted(set(cfg["toys"].get("classifiers", [])) - {c["name"] for c in cfg["classifiers"]})
+    if unknown:
+        raise ConfigError(f"invalid {source}: 'toys.classifiers' names unknown classifier(s) {unknown}")
     lo, hi = cfg["plots"]["luminosity_scale"]
     if lo >= hi:
         raise ConfigError(f"invalid {source}: 'plots.luminosity_scale' must be increasing")

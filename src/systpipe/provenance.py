@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
 import subprocess
@@ -16,23 +17,26 @@ from .config import config_hash
 
 # Modules each workflow step imports (directly or through helpers): their source is hashed into
 # the step's params so that Snakemake re-runs a step when code it depends on changes.
+# "module" hashes a whole module; "module:function" only that function's source, so that
+# editing one step's file-level wrapper does not re-run every other step.
+_LOADING = ("pipeline:load_variation_scores",)
 STEP_MODULES: dict[str, tuple[str, ...]] = {
-    "simulate": ("simulate", "features", "io", "pipeline"),
-    "ingest": ("ingest", "io", "pipeline"),
-    "split": ("split", "io", "pipeline"),
-    "train": ("train", "score", "io", "pipeline"),
-    "vary": ("variations", "features", "ingest", "io", "pipeline"),
-    "score": ("score", "train", "io", "pipeline"),
-    "scan": ("scan", "stats", "variations", "io", "pipeline"),
-    "table": ("table", "scan", "stats", "io", "pipeline"),
-    "plots": ("plots", "scan", "stats", "pipeline"),
-    "studies": ("studies", "stats", "pipeline"),
-    "workspace": ("templates", "fit", "io", "pipeline_fit"),
-    "fit": ("fit", "fit_plots", "io", "pipeline_fit"),
-    "chi2": ("chi2", "templates", "io", "pipeline_fit"),
+    "simulate": ("simulate", "features", "io", "pipeline:simulate"),
+    "ingest": ("ingest", "io", "pipeline:ingest", "pipeline:_files_kwargs"),
+    "split": ("split", "io", "pipeline:split"),
+    "train": ("train", "score", "io", "pipeline:train", "pipeline:classifier_spec"),
+    "vary": ("variations", "features", "ingest", "io", "pipeline:vary", "pipeline:_files_kwargs"),
+    "score": ("score", "train", "io", "pipeline:score"),
+    "scan": ("scan", "stats", "variations", "io", "pipeline:scan", "pipeline:scan_thresholds", *_LOADING),
+    "table": ("table", "scan", "stats", "io", "pipeline:table", "pipeline_fit:merge_method_rows"),
+    "plots": ("plots", "scan", "stats", "pipeline_plots"),
+    "studies": ("studies", "stats", "pipeline_plots:studies"),
+    "workspace": ("templates", "fit", "scan", "io", "pipeline_fit", *_LOADING),
+    "fit": ("fit", "fit_plots", "plots", "io", "pipeline_fit"),
+    "chi2": ("chi2", "templates", "io", "pipeline_fit", *_LOADING),
     "toys": ("toys", "fit", "chi2", "templates", "io", "pipeline_fit"),
-    "toys_summary": ("toys", "io", "pipeline_fit"),
-    "fit_table": ("table", "fit", "chi2", "io", "pipeline_fit"),
+    "toys_summary": ("toys", "table", "io", "pipeline_fit"),
+    "fit_table": ("table", "fit", "chi2", "scan", "io", "pipeline_fit", *_LOADING),
 }
 
 VERSIONED_PACKAGES = (
@@ -52,14 +56,27 @@ def derive_seed(master: int, *names: str) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
 
+def _source(entry: str) -> bytes:
+    module, _, function = entry.partition(":")
+    path = resources.files("systpipe").joinpath(f"{module}.py")
+    if not path.is_file():
+        return b"<missing>"
+    text = path.read_text(encoding="utf-8")
+    if not function:
+        return text.encode()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return (ast.get_source_segment(text, node) or "").encode()
+    return b"<missing>"
+
+
 @cache
 def code_fingerprint(step: str) -> str:
-    """Hash of the source of every module ``step`` uses (see ``STEP_MODULES``)."""
+    """Hash of the source of every module (or function) ``step`` uses (``STEP_MODULES``)."""
     digest = hashlib.sha256()
-    for module in sorted(set(STEP_MODULES[step]) | {"config", "provenance", "errors"}):
-        source = resources.files("systpipe").joinpath(f"{module}.py")
-        digest.update(module.encode())
-        digest.update(source.read_bytes() if source.is_file() else b"<missing>")
+    for entry in sorted(set(STEP_MODULES[step]) | {"config", "provenance", "errors"}):
+        digest.update(entry.encode())
+        digest.update(_source(entry))
     return digest.hexdigest()[:16]
 
 

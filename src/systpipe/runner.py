@@ -85,7 +85,7 @@ STEPS: dict[str, Callable[[Job], None]] = {
     "scan": _scan,
     "table": lambda job: pipeline.table(
         job.config, scans=_prefixed(job.input, "scan__"), infos=_prefixed(job.input, "info__"),
-        prefix=str(job.output["parquet"]).removesuffix(".parquet"),
+        prefix=str(job.output["parquet"]).removesuffix(".parquet"), methods=_prefixed(job.input, "methods__"),
     ),
     "plots": _plots,
     "studies": _studies,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SCORE_COLUMNS = ("event_id", "label", "process", "weight")
 
 #: Rows per task when a forest is scored on several threads.
-FOREST_CHUNK = 32_768
+FOREST_CHUNK = 65_536
 
 
 @contextlib.contextmanager

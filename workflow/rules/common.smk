@@ -20,6 +20,9 @@ VARIATIONS = variation_names(SYSTEMATICS)
 FEATURE_VARIATIONS = feature_variations(SYSTEMATICS)
 WEIGHT_VARIATIONS = weight_variations(SYSTEMATICS)
 SCORED_VARIATIONS = ["nominal", *FEATURE_VARIATIONS]
+FIT_ENABLED = config["fit"]["enabled"]
+TOY_CLASSIFIERS = config["toys"].get("classifiers", CLASSIFIERS)
+FIT_PLOTS = ["impacts", "pulls", "correlation", "prefit", "postfit"]
 
 
 def _alternatives(names):
@@ -56,7 +59,33 @@ def get_scan_inputs(wildcards):
 def get_table_inputs(wildcards):
     inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
     inputs |= {f"info__{c}": f"results/models/{c}.json" for c in CLASSIFIERS}
+    if FIT_ENABLED:
+        inputs |= {f"methods__{c}": f"results/fit/{c}/methods.parquet" for c in CLASSIFIERS}
     return inputs
+
+
+def get_chi2_inputs(wildcards):
+    return get_scan_inputs(wildcards) | {"binning": f"results/fit/{wildcards.clf}/binning.json"}
+
+
+def get_method_inputs(wildcards):
+    fit_dir = f"results/fit/{wildcards.clf}"
+    return get_scan_inputs(wildcards) | {
+        "scan": f"results/scans/{wildcards.clf}.parquet",
+        "binning": f"{fit_dir}/binning.json",
+        "fit": f"{fit_dir}/fit.json",
+        "chi2": f"{fit_dir}/chi2.json",
+    }
+
+
+def toy_chunks(wildcards):
+    n_chunks = -(-config["toys"]["n_toys"] // config["toys"]["chunk_size"])
+    return expand(
+        "results/fit/{clf}/toys/{mode}_{chunk}.parquet",
+        clf=wildcards.clf,
+        mode=config["toys"]["modes"],
+        chunk=range(n_chunks),
+    )
 
 
 def get_plot_inputs(wildcards):
@@ -66,7 +95,6 @@ def get_plot_inputs(wildcards):
         for c in CLASSIFIERS
         for v in SCORED_VARIATIONS
     }
-    inputs["table"] = "results/tables/uncertainties.parquet"
     return inputs
 
 
@@ -87,4 +115,12 @@ def final_outputs():
         ),
         "results/studies/linear_propagation.csv",
         "results/provenance.json",
+        *(fit_outputs() if FIT_ENABLED else []),
+    ]
+
+
+def fit_outputs():
+    return [
+        *expand("results/fit/{clf}/{plot}.{ext}", clf=CLASSIFIERS, plot=FIT_PLOTS, ext=["png", "pdf"]),
+        *expand("results/fit/{clf}/coverage.parquet", clf=TOY_CLASSIFIERS),
     ]

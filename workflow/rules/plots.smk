@@ -35,7 +35,6 @@ rule plots_classifier:
     input:
         scan="results/scans/{clf}.parquet",
         scores=expand("results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS),
-        table="results/tables/uncertainties.parquet",
     output:
         breakdown_png=report(
             "results/plots/{clf}/dmu_breakdown.png",
