@@ -149,6 +149,8 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
                 f"invalid {source}: 'features' {unmapped} have no entry in 'files.columns' "
                 "(canonical name -> column in the files)"
             )
+    for mode in cfg["toys"]["modes"]:
+        toy_count(cfg["toys"], mode)
     fit = cfg["fit"]
     if fit["score_min"] >= fit["score_max"]:
         raise ConfigError(f"invalid {source}: 'fit.score_min' must be below 'fit.score_max'")
@@ -193,6 +195,33 @@ def _check_systematic(syst: dict[str, Any], key: str, source: str) -> None:
         syst.pop("linear_columns", None)
 
 
+def toy_count(toys: Mapping[str, Any], mode: str) -> int:
+    """Number of pseudo-experiments of ``mode``: ``toys.n_toys`` is one count for every mode
+    or a mapping mode -> count.
+
+    Example:
+        >>> toy_count({"n_toys": 500}, "challenge"), toy_count({"n_toys": {"challenge": 200}}, "challenge")
+        (500, 200)
+    """
+    n = toys["n_toys"]
+    if isinstance(n, Mapping):
+        if mode not in n:
+            raise ConfigError(f"'toys.n_toys' has no count for mode {mode!r}; give one for each of 'toys.modes'")
+        return int(n[mode])
+    return int(n)
+
+
+def toy_chunk_counts(toys: Mapping[str, Any]) -> dict[str, int]:
+    """Mode -> number of jobs (chunks of ``toys.chunk_size``) that scatter its toys.
+
+    Example:
+        >>> toy_chunk_counts({"n_toys": {"frequentist": 1000, "challenge": 200}, "chunk_size": 250,
+        ...                   "modes": ["frequentist", "challenge"]})
+        {'frequentist': 4, 'challenge': 1}
+    """
+    return {mode: -(-toy_count(toys, mode) // toys["chunk_size"]) for mode in toys["modes"]}
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """Stable short hash of a (validated) config, recorded as provenance.
 
@@ -204,4 +233,6 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-__all__ = ["ConfigError", "config_hash", "load_config", "load_schema", "validate_config"]
+__all__ = [
+    "ConfigError", "config_hash", "load_config", "load_schema", "toy_chunk_counts", "toy_count", "validate_config",
+]

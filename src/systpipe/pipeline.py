@@ -229,11 +229,12 @@ def scan(
 def table(
     config: Config, *, scans: Mapping[str, str | Path], infos: Mapping[str, str | Path],
     prefix: str | Path, methods: Mapping[str, str | Path] | None = None,
+    classifiers_prefix: str | Path | None = None,
 ) -> list[Path]:
     """Assemble the final uncertainty table in Parquet, CSV, Markdown and LaTeX: the
     cut-and-count shift rows plus, when the statistical model ran, the linear, profile and
     chi2 rows of every classifier (column ``method``)."""
-    from .table import build_table, write_table
+    from .table import build_table, classifier_table, write_table
 
     scan_frames = {clf: io.read_table(path) for clf, path in scans.items()}
     model_info = {clf: json.loads(Path(path).read_text()) for clf, path in infos.items()}
@@ -243,7 +244,10 @@ def table(
 
         classifiers = [c["name"] for c in config["classifiers"]]
         df = merge_method_rows(df, [io.read_table(methods[c]) for c in classifiers if c in methods], classifiers)
-    return write_table(df, prefix, provenance=file_provenance(config, "table"))
+    paths = write_table(df, prefix, provenance=file_provenance(config, "table"))
+    if classifiers_prefix is not None:
+        paths += write_table(classifier_table(model_info), classifiers_prefix, provenance=file_provenance(config, "table"))
+    return paths
 
 
 def provenance(config: Config, *, output: str | Path) -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .config import toy_count
 from .provenance import derive_seed, file_provenance
 from .runner import Job, _prefixed
 
@@ -45,9 +46,15 @@ def _workspace_for_edges(config: Mapping[str, Any], frames: Mapping[str, pd.Data
     ), templates
 
 
-def choose_binning(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+def choose_binning(
+    config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], extra_thresholds: Sequence[float] = ()
+) -> dict[str, Any]:
     """Fixed binning from config, or threshold and binning that minimise the expected
-    profile-likelihood dmu_tot (the systematics-aware objective of reference notebook 003)."""
+    profile-likelihood dmu_tot (the systematics-aware objective of reference notebook 003).
+
+    ``extra_thresholds`` (the cut-and-count working points) join the candidate grid, so the
+    profile-likelihood optimum is never worse than a working point the table also reports.
+    """
     from .fit import optimise_binning
     from .scan import default_thresholds
     from .templates import default_bin_edges
@@ -61,7 +68,8 @@ def choose_binning(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]
     choice = optimise_binning(
         frames,
         config["systematics"],
-        candidate_thresholds=default_thresholds(thr["start"], thr["stop"], thr["step"]),
+        candidate_thresholds=sorted({*default_thresholds(thr["start"], thr["stop"], thr["step"]).tolist(),
+                                     *(float(t) for t in extra_thresholds)}),
         n_bins_options=opt["n_bins_options"],
         score_max=fit["score_max"],
         group_by=fit["group_by"],
@@ -82,8 +90,12 @@ def choose_binning(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]
 
 def workspace(job: Job) -> None:
     """pyhf workspace of one classifier's score histograms with the chosen binning."""
+    from .scan import working_points
+
     frames = _frames(job)
-    binning = choose_binning(job.config, frames)
+    scan = io.read_table(job.input["scan"])
+    extra = [float(scan["threshold"].iloc[i]) for i in working_points(scan).values()]
+    binning = choose_binning(job.config, frames, extra_thresholds=extra)
     spec, _ = _workspace_for_edges(job.config, frames, binning["bin_edges"], mc_stat=job.config["fit"]["mc_stat"])
     io.write_json(spec, job.output["workspace"])
     io.write_json(binning, job.output["binning"])
@@ -172,7 +184,7 @@ def toys(job: Job) -> None:
     cfg = job.config["toys"]
     clf, mode, chunk = job.wildcards["clf"], job.wildcards["mode"], int(job.wildcards["chunk"])
     start = chunk * cfg["chunk_size"]
-    count = max(0, min(cfg["chunk_size"], cfg["n_toys"] - start))
+    count = max(0, min(cfg["chunk_size"], toy_count(cfg, mode) - start))
     spec = json.loads(Path(job.input["workspace"]).read_text())
     setup = prepare(spec)
     seed = derive_seed(job.config["seed"], "toys", clf)
@@ -273,7 +285,9 @@ def method_rows(job: Job) -> None:
         row = scan.iloc[index]
         t = float(row["threshold"])
         rows.append({**base(wp, row, 1), "method": "linear", "mu_hat": 1.0, **_linear_row(config, row)})
-        spec, _ = _workspace_for_edges(config, frames, [t, score_max], mc_stat=False)
+        # same model ingredients as the workspace (MC statistics included when configured),
+        # so that every profile row of the table is comparable
+        spec, _ = _workspace_for_edges(config, frames, [t, score_max], mc_stat=config["fit"]["mc_stat"])
         result = fit_workspace(spec, impacts=False, limits=False)
         rows.append({**base(wp, row, 1), "method": "profile", **_profile_row(config, result.breakdown, result.mu_hat)})
         rows.append({**base(wp, row, 1), "method": "chi2", **_chi2_row(config, chi2_fit(config, frames, [t, score_max]))})
@@ -298,7 +312,7 @@ def merge_method_rows(shift_table: pd.DataFrame, methods: Sequence[pd.DataFrame]
     """The final table: shift rows of the cut-and-count table plus the other methods' rows,
     ordered by classifier, working point and method."""
     shift = shift_table.assign(mu_hat=1.0, dmu_mcstat=0.0, n_bins=1)
-    info = shift_table.drop_duplicates("classifier").set_index("classifier")[["AUC", "train_time_s"]]
+    info = shift_table.drop_duplicates("classifier").set_index("classifier")[["AUC"]]
     others = pd.concat(methods, ignore_index=True)
     others = others.join(info, on="classifier")
     table = pd.concat([shift, others], ignore_index=True)

@@ -86,6 +86,7 @@ STEPS: dict[str, Callable[[Job], None]] = {
     "table": lambda job: pipeline.table(
         job.config, scans=_prefixed(job.input, "scan__"), infos=_prefixed(job.input, "info__"),
         prefix=str(job.output["parquet"]).removesuffix(".parquet"), methods=_prefixed(job.input, "methods__"),
+        classifiers_prefix=str(job.output["classifiers"]).removesuffix(".parquet") if "classifiers" in job.output else None,
     ),
     "plots": _plots,
     "studies": _studies,

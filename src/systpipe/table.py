@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 METHOD = "shift"
 TABLE_SUFFIXES = (".parquet", ".csv", ".md", ".tex")
-_MODEL_KEYS = {"AUC": "auc", "train_time_s": "train_time_s"}
+_MODEL_KEYS = {"AUC": "auc"}
+#: Columns of the classifier summary table (wall-clock numbers live here, not in the
+#: uncertainty table, so that the uncertainty table is byte-identical run to run).
+CLASSIFIER_COLUMNS = ("classifier", "type", "AUC", "AUC_unweighted", "train_time_s", "n_train", "threads")
 
 
 def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -28,7 +31,7 @@ def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
 
     Example:
         >>> table_columns([{"name": "lumi"}])[8:]
-        ['dmu_stat', 'dmu_lumi', 'd_up_lumi', 'd_down_lumi', 'dmu_syst_tot', 'dmu_tot', 'dmu_lin', 'AUC', 'train_time_s']
+        ['dmu_stat', 'dmu_lumi', 'd_up_lumi', 'd_down_lumi', 'dmu_syst_tot', 'dmu_tot', 'dmu_lin', 'AUC']
     """
     names = [s["name"] for s in systematics]
     return [
@@ -36,7 +39,7 @@ def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
         "dmu_stat",
         *(f"dmu_{k}" for k in names),
         *(c for k in names for c in (f"d_up_{k}", f"d_down_{k}")),
-        "dmu_syst_tot", "dmu_tot", "dmu_lin", "AUC", "train_time_s",
+        "dmu_syst_tot", "dmu_tot", "dmu_lin", "AUC",
     ]  # fmt: skip
 
 
@@ -64,7 +67,7 @@ def build_table(
     Args:
         scans: classifier name -> its scan table from :func:`systpipe.scan.scan_scores`.
         systematics: the config's systematics list (names give the dmu_<k> columns).
-        model_info: classifier name -> mapping with "auc" and "train_time_s".
+        model_info: classifier name -> mapping with "auc" (the model's JSON record).
 
     Returns:
         The table with the columns of :func:`table_columns`; method is "shift" (mu re-fitted
@@ -119,6 +122,28 @@ def build_table(
     return out
 
 
+def classifier_table(model_info: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per classifier: type, weighted and unweighted test AUC, training time, size.
+
+    Training time is a wall-clock measurement, different in every run; it is reported here
+    and in the report so that ``uncertainties.*`` stays byte-identical for a given config.
+
+    Example:
+        >>> classifier_table({"xgb": {"type": "xgb", "auc": 0.97, "auc_unweighted": 0.96,
+        ...     "train_time_s": 1.5, "n_train": 1000, "threads": 2}})["train_time_s"].tolist()
+        [1.5]
+    """
+    keys = {"type": "type", "AUC": "auc", "AUC_unweighted": "auc_unweighted",
+            "train_time_s": "train_time_s", "n_train": "n_train", "threads": "threads"}  # fmt: skip
+    rows = [
+        {"classifier": clf, **{col: _model_value(model_info, clf, key) if col not in ("type",)
+                               else str(model_info[clf].get(key, clf)) for col, key in keys.items()}}
+        for clf in model_info
+    ]
+    out = pd.DataFrame(rows, columns=list(CLASSIFIER_COLUMNS))
+    return out.astype({"n_train": "int64", "threads": "int64"})
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -159,4 +184,4 @@ def write_table(
     return paths
 
 
-__all__ = ["TABLE_SUFFIXES", "build_table", "table_columns", "write_table"]
+__all__ = ["CLASSIFIER_COLUMNS", "TABLE_SUFFIXES", "build_table", "classifier_table", "table_columns", "write_table"]

@@ -297,7 +297,11 @@ def run_toys(
     }
     started = time.perf_counter()
     records: list[tuple[Any, ...]] = []
+    progress_every = max(1, count // 10)
     for index in range(start, start + count):
+        if index > start and (index - start) % progress_every == 0:
+            log.info("toy %d of %d (%s), %.1f ms per toy so far", index - start, count, mode,
+                     1e3 * (time.perf_counter() - started) / (index - start))
         n, aux = throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
         for method in methods:
             try:

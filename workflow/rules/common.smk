@@ -1,7 +1,7 @@
 # Helpers shared by the workflow: config validation, wildcard sets, input functions.
 import systpipe
 from snakemake.utils import validate
-from systpipe.config import validate_config
+from systpipe.config import toy_chunk_counts, validate_config
 from systpipe.provenance import code_fingerprint
 from systpipe.train import model_file_extension
 from systpipe.variations import feature_variations, variation_names, weight_variations
@@ -79,13 +79,11 @@ def get_method_inputs(wildcards):
 
 
 def toy_chunks(wildcards):
-    n_chunks = -(-config["toys"]["n_toys"] // config["toys"]["chunk_size"])
-    return expand(
-        "results/fit/{clf}/toys/{mode}_{chunk}.parquet",
-        clf=wildcards.clf,
-        mode=config["toys"]["modes"],
-        chunk=range(n_chunks),
-    )
+    return [
+        f"results/fit/{wildcards.clf}/toys/{mode}_{chunk}.parquet"
+        for mode, n_chunks in toy_chunk_counts(config["toys"]).items()
+        for chunk in range(n_chunks)
+    ]
 
 
 def get_plot_inputs(wildcards):

@@ -3,6 +3,7 @@
 rule workspace:
     input:
         unpack(get_scan_inputs),
+        scan="results/scans/{clf}.parquet",
     output:
         workspace="results/fit/{clf}/workspace.json",
         binning="results/fit/{clf}/binning.json",

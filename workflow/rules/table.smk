@@ -12,6 +12,15 @@ rule table:
         ),
         md="results/tables/uncertainties.md",
         tex="results/tables/uncertainties.tex",
+        classifiers="results/tables/classifiers.parquet",
+        classifiers_csv=report(
+            "results/tables/classifiers.csv",
+            caption="../report/classifiers.rst",
+            category="Uncertainty table",
+            labels={"table": "classifiers (CSV)"},
+        ),
+        classifiers_md="results/tables/classifiers.md",
+        classifiers_tex="results/tables/classifiers.tex",
     log:
         "results/logs/table.log",
     params:
