@@ -5,6 +5,6 @@ include: "workflow/Snakefile"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

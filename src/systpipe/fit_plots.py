@@ -113,6 +113,7 @@ def plot_correlation(
         ax.set_xticks(range(len(names)), [_label(n) for n in names], rotation=90)
         ax.set_yticks(range(len(names)), [_label(n) for n in names])
         ax.minorticks_off()
+        ax.tick_params(which="both", length=0)  # tick marks would cross the cell labels
         if len(names) <= 20:
             for i in range(len(names)):
                 for j in range(len(names)):
@@ -200,6 +201,8 @@ def plot_distribution(
                   hatch="////", lw=0, label="Uncertainty")
         ax.errorbar(centres, data, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=4, label="Data")
         ax.set_ylabel("Events / bin")
+        # plain tick labels: an offset text ("x10^4") would sit under the experiment label
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-4, 7), useOffset=False)
         ax.set_ylim(0, 1.45 * float(max(np.max(total + sigma), np.max(data))))
         ax.legend(loc="upper right", ncols=2, fontsize="x-small")
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -48,18 +48,24 @@ def write_table(
     return path
 
 
-def write_text(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write a text file atomically so that a failure never leaves a half-written output."""
+def write_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
+    """Write bytes atomically (temp file in the same directory + rename): a failure never
+    leaves a half-written output."""
     path = Path(path)
     fd, tmp = _atomic_target(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write a UTF-8 text file atomically."""
+    return write_bytes(text.encode("utf-8"), path)
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -104,4 +110,4 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-__all__ = ["read_provenance", "read_table", "write_json", "write_table", "write_text"]
+__all__ = ["read_provenance", "read_table", "write_bytes", "write_json", "write_table", "write_text"]

@@ -7,7 +7,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +24,7 @@ from matplotlib.patches import Patch
 from sklearn.metrics import roc_curve
 
 from .errors import ConfigError, DataContractError
+from .io import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +135,10 @@ def save_figure(fig: Figure, out: OutPath) -> list[Path]:
         )
         blobs.append(buf.getvalue())
     for path, blob in zip(paths, blobs, strict=True):
-        _atomic_write_bytes(path, blob)
+        write_bytes(blob, path)
     fig.clear()
     log.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
-
-
-def _atomic_write_bytes(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -331,7 +319,9 @@ def plot_dmu_breakdown(
         allpos = np.concatenate(positives)
         if allpos.size:
             tot_min = np.nanmin(tot) if np.isfinite(tot).any() else np.nanmin(allpos)
-            ymin = max(np.min(allpos), tot_min * 1e-3) / 2.0
+            # a systematic crossing zero (an up and a down shift that cancel) dips towards 0 on
+            # a log axis: floor the axis at the 5th percentile of the curves, not their minimum
+            ymin = max(np.percentile(allpos, 5), tot_min * 1e-3) / 2.0
             ymax = min(np.max(allpos), 20.0 * tot_min) * 1.5
             ax.set_yscale("log")
             ax.set_ylim(ymin, ymax)

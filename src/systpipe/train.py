@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .errors import ConfigError, DataContractError, ModelError
-from .io import write_json, write_text
+from .io import write_bytes, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -649,19 +649,6 @@ def evaluate(model: Any, test_df: pd.DataFrame, *, features: list[str] | tuple[s
 # Persistence (never pickle)
 
 
-def _atomic_bytes(data: bytes, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _canonical_skops(data: bytes) -> bytes:
     """Rewrite a skops zip so that equal models give equal bytes.
 
@@ -764,7 +751,7 @@ def save_model(model: Any, path_stem: str | os.PathLike[str], type_: str) -> Pat
 
             with _neutral_threads(model):
                 data = sio.dumps(model)
-            _atomic_bytes(_canonical_skops(data), path)
+            write_bytes(_canonical_skops(data), path)
     except ModelError:
         raise
     except Exception as exc:

@@ -12,7 +12,13 @@ import systpipe.table
 from systpipe.errors import DataContractError, SystpipeError
 from systpipe.io import read_table
 from systpipe.scan import default_thresholds, scan_scores, working_points
-from systpipe.table import CLASSIFIER_COLUMNS, build_table, classifier_table, table_columns, write_table
+from systpipe.table import (
+    CLASSIFIER_COLUMNS,
+    build_table,
+    classifier_table,
+    table_columns,
+    write_table,
+)
 
 SYSTEMATICS = [
     {"name": "lumi", "type": "norm", "delta": 0.01},

@@ -89,8 +89,8 @@ def smoke_runs(tmp_path_factory):
 def test_table_rows_and_invariants(smoke_runs):
     table = pd.read_parquet(smoke_runs[0] / "tables" / "uncertainties.parquet")
     shift = table[table["method"] == "shift"] if "method" in table else table
-    assert sorted(zip(shift["classifier"], shift["working_point"])) == sorted(
-        (c, w) for c in ("hgb", "lgbm", "xgb", "rf") for w in ("max_ams", "min_dmu_tot")
+    assert sorted(zip(shift["classifier"], shift["working_point"], strict=True)) == sorted(
+        (c, w) for c in ("hgb", "lgbm", "xgb", "rf") for w in ("max_ams", "min_dmu_tot", "profile_optimum")
     )
     dmu_cols = ["dmu_stat", "dmu_lumi", "dmu_sig", "dmu_bkg", "dmu_det", "dmu_syst_tot", "dmu_tot"]
     values = shift[dmu_cols].to_numpy()
@@ -155,7 +155,7 @@ def test_reproducible_byte_for_byte_and_across_cores(smoke_runs):
 @pytest.mark.slow
 def test_table_has_every_method_and_working_point(smoke_runs):
     table = pd.read_parquet(smoke_runs[0] / "tables" / "uncertainties.parquet")
-    keys = set(zip(table["classifier"], table["working_point"], table["method"]))
+    keys = set(zip(table["classifier"], table["working_point"], table["method"], strict=True))
     assert keys == {
         (c, w, m)
         for c in ("hgb", "lgbm", "xgb", "rf")

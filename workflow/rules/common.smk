@@ -50,9 +50,12 @@ def get_score_events(wildcards):
 
 def get_scan_inputs(wildcards):
     inputs = {
-        f"score__{v}": f"results/scores/{wildcards.clf}/{v}.parquet" for v in SCORED_VARIATIONS
+        f"score__{v}": f"results/scores/{wildcards.clf}/{v}.parquet"
+        for v in SCORED_VARIATIONS
     }
-    inputs |= {f"weight__{v}": f"results/variations/{v}.parquet" for v in WEIGHT_VARIATIONS}
+    inputs |= {
+        f"weight__{v}": f"results/variations/{v}.parquet" for v in WEIGHT_VARIATIONS
+    }
     return inputs
 
 
@@ -60,12 +63,16 @@ def get_table_inputs(wildcards):
     inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
     inputs |= {f"info__{c}": f"results/models/{c}.json" for c in CLASSIFIERS}
     if FIT_ENABLED:
-        inputs |= {f"methods__{c}": f"results/fit/{c}/methods.parquet" for c in CLASSIFIERS}
+        inputs |= {
+            f"methods__{c}": f"results/fit/{c}/methods.parquet" for c in CLASSIFIERS
+        }
     return inputs
 
 
 def get_chi2_inputs(wildcards):
-    return get_scan_inputs(wildcards) | {"binning": f"results/fit/{wildcards.clf}/binning.json"}
+    return get_scan_inputs(wildcards) | {
+        "binning": f"results/fit/{wildcards.clf}/binning.json"
+    }
 
 
 def get_method_inputs(wildcards):
@@ -119,6 +126,11 @@ def final_outputs():
 
 def fit_outputs():
     return [
-        *expand("results/fit/{clf}/{plot}.{ext}", clf=CLASSIFIERS, plot=FIT_PLOTS, ext=["png", "pdf"]),
+        *expand(
+            "results/fit/{clf}/{plot}.{ext}",
+            clf=CLASSIFIERS,
+            plot=FIT_PLOTS,
+            ext=["png", "pdf"],
+        ),
         *expand("results/fit/{clf}/coverage.parquet", clf=TOY_CLASSIFIERS),
     ]

@@ -6,14 +6,14 @@ if config["input"]["source"] == "simulate":
             events="results/data/events.parquet",
         log:
             "results/logs/simulate.log",
+        conda:
+            ENV
+        threads: 1
         params:
             step="simulate",
             code=code_fingerprint("simulate"),
             settings=config["simulate"],
             seed=config["seed"],
-        threads: 1
-        conda:
-            ENV
         script:
             "../scripts/run_step.py"
 
@@ -24,13 +24,13 @@ else:
             events="results/data/events.parquet",
         log:
             "results/logs/ingest.log",
+        conda:
+            ENV
+        threads: 1
         params:
             step="ingest",
             code=code_fingerprint("ingest"),
             settings=config["files"],
-        threads: 1
-        conda:
-            ENV
         script:
             "../scripts/run_step.py"
 
@@ -43,13 +43,13 @@ rule split:
         test="results/data/test.parquet",
     log:
         "results/logs/split.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="split",
         code=code_fingerprint("split"),
         settings=config["split"],
         seed=config["seed"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

@@ -9,13 +9,13 @@ rule workspace:
         binning="results/fit/{clf}/binning.json",
     log:
         "results/logs/fit/{clf}/workspace.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="workspace",
         code=code_fingerprint("workspace"),
         settings={"fit": config["fit"], "systematics": config["systematics"]},
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -64,13 +64,13 @@ rule fit:
         pdfs=expand("results/fit/{{clf}}/{plot}.pdf", plot=FIT_PLOTS),
     log:
         "results/logs/fit/{clf}/fit.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="fit",
         code=code_fingerprint("fit"),
         settings=config["fit"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -82,13 +82,13 @@ rule chi2:
         chi2="results/fit/{clf}/chi2.json",
     log:
         "results/logs/fit/{clf}/chi2.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="chi2",
         code=code_fingerprint("chi2"),
         settings=config["chi2"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -100,13 +100,13 @@ rule toys:
         toys="results/fit/{clf}/toys/{mode}_{chunk}.parquet",
     log:
         "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="toys",
         code=code_fingerprint("toys"),
         settings={"toys": config["toys"], "seed": config["seed"]},
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -127,12 +127,12 @@ rule toys_summary:
         tex="results/fit/{clf}/coverage.tex",
     log:
         "results/logs/fit/{clf}/toys_summary.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="toys_summary",
         code=code_fingerprint("toys_summary"),
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -144,12 +144,12 @@ rule methods:
         methods="results/fit/{clf}/methods.parquet",
     log:
         "results/logs/fit/{clf}/methods.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="fit_table",
         code=code_fingerprint("fit_table"),
         settings={"fit": config["fit"], "chi2": config["chi2"], "scan": config["scan"]},
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

@@ -20,13 +20,13 @@ rule plots_summary:
         roc_pdf="results/plots/roc.pdf",
     log:
         "results/logs/plots/summary.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="plots",
         code=code_fingerprint("plots"),
         settings=config["plots"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -34,7 +34,9 @@ rule plots_summary:
 rule plots_classifier:
     input:
         scan="results/scans/{clf}.parquet",
-        scores=expand("results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS),
+        scores=expand(
+            "results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS
+        ),
     output:
         breakdown_png=report(
             "results/plots/{clf}/dmu_breakdown.png",
@@ -47,7 +49,10 @@ rule plots_classifier:
             "results/plots/{clf}/score_variations.png",
             caption="../report/score_variations.rst",
             category="{clf}",
-            labels={"classifier": "{clf}", "plot": "score distributions per variation"},
+            labels={
+                "classifier": "{clf}",
+                "plot": "score distributions per variation",
+            },
         ),
         variations_pdf="results/plots/{clf}/score_variations.pdf",
         projection_png=report(
@@ -59,13 +64,13 @@ rule plots_classifier:
         projection_pdf="results/plots/{clf}/lumi_projection.pdf",
     log:
         "results/logs/plots/{clf}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="plots",
         code=code_fingerprint("plots"),
         settings=config["plots"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -93,11 +98,11 @@ rule studies:
         ],
     log:
         "results/logs/studies.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="studies",
         code=code_fingerprint("studies"),
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

@@ -6,12 +6,12 @@ rule scan:
         scan="results/scans/{clf}.parquet",
     log:
         "results/logs/scan/{clf}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="scan",
         code=code_fingerprint("scan"),
         settings={"scan": config["scan"], "systematics": config["systematics"]},
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

@@ -10,12 +10,12 @@ rule score:
         "results/logs/score/{clf}/{variation}.log",
     wildcard_constraints:
         variation=_alternatives(SCORED_VARIATIONS),
+    conda:
+        ENV
+    threads: 2
     params:
         step="score",
         code=code_fingerprint("score"),
         features=config["features"],
-    threads: 2
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

@@ -23,13 +23,13 @@ rule table:
         classifiers_tex="results/tables/classifiers.tex",
     log:
         "results/logs/table.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="table",
         code=code_fingerprint("table"),
         settings={"scan": config["scan"], "systematics": config["systematics"]},
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
 
@@ -39,11 +39,11 @@ rule provenance:
         provenance="results/provenance.json",
     log:
         "results/logs/provenance.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="provenance",
         config_snapshot=config,
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"

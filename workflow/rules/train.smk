@@ -13,16 +13,20 @@ for _clf in config["classifiers"]:
             info=f"results/models/{_clf['name']}.json",
         log:
             f"results/logs/train/{_clf['name']}.log",
+        conda:
+            ENV
+        threads: config["training"]["threads"]
+        resources:
+            runtime=60,
         params:
             step="train",
             clf=_clf["name"],
             code=code_fingerprint("train"),
-            settings={"classifier": _clf, "training": config["training"], "features": config["features"]},
+            settings={
+                "classifier": _clf,
+                "training": config["training"],
+                "features": config["features"],
+            },
             seed=config["seed"],
-        threads: config["training"]["threads"]
-        resources:
-            runtime=60,
-        conda:
-            ENV
         script:
             "../scripts/run_step.py"

@@ -7,13 +7,13 @@ rule vary:
         variation="results/variations/{variation}.parquet",
     log:
         "results/logs/vary/{variation}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         step="vary",
         code=code_fingerprint("vary"),
         settings={"systematics": config["systematics"], "features": config["features"]},
         seed=config["seed"],
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/run_step.py"
