@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -152,6 +153,12 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
     for mode in cfg["toys"]["modes"]:
         toy_count(cfg["toys"], mode)
     fit = cfg["fit"]
+    data = fit["data"]
+    if data["source"] == "file":
+        if not data.get("path"):
+            raise ConfigError(f"invalid {source}: 'fit.data.source' is 'file' but 'fit.data.path' is not set")
+        if not Path(data["path"]).is_file():
+            raise ConfigError(f"invalid {source}: 'fit.data.path' = {data['path']!r}: file not found")
     if fit["score_min"] >= fit["score_max"]:
         raise ConfigError(f"invalid {source}: 'fit.score_min' must be below 'fit.score_max'")
     unknown = sorted(set(cfg["toys"].get("classifiers", [])) - {c["name"] for c in cfg["classifiers"]})

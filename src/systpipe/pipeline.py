@@ -18,6 +18,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from . import io
+from .errors import DataContractError
 from .provenance import derive_seed, file_provenance, run_provenance
 from .variations import changes_features, feature_variations, variation_names, weight_variations
 
@@ -170,6 +171,30 @@ def score(
     return io.write_table(
         table, output, file_provenance(config, "score", classifier=classifier, variation=variation)
     )
+
+
+def score_data(
+    config: Config, classifier: str, *, model: str | Path, events: str | Path, output: str | Path, threads: int,
+) -> Path:
+    """Score the observed data events of ``fit.data.path`` (Parquet or CSV with the feature
+    columns; ``weight`` optional, 1 by default) for the fits."""
+    from .score import predict_scores
+    from .train import load_model
+
+    features = list(config["features"])
+    path = Path(events)
+    if not path.is_file():
+        raise DataContractError(f"fit.data.path: {path}: file not found")
+    df = pd.read_csv(path) if path.suffix.lower() == ".csv" else io.read_table(path)
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise DataContractError(f"fit.data.path: {path}: missing column(s) {missing}; columns present: {list(df.columns)}")
+    weight = df["weight"].to_numpy(np.float64) if "weight" in df.columns else np.ones(len(df))
+    event_id = df["event_id"].to_numpy(np.int64) if "event_id" in df.columns else np.arange(len(df), dtype=np.int64)
+    score = predict_scores(load_model(model), df, features=features, threads=threads)
+    out = pd.DataFrame({"event_id": event_id, "weight": weight, "score": score})
+    log.info("scored %d data events (sum of weights %.6g)", len(out), weight.sum())
+    return io.write_table(out, output, file_provenance(config, "score_data", classifier=classifier))
 
 
 def load_variation_scores(

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import io
 from .config import toy_count
+from .errors import DataContractError
 from .provenance import derive_seed, file_provenance
 from .runner import Job, _prefixed
 
@@ -35,15 +36,43 @@ def _names(config: Mapping[str, Any]) -> list[str]:
     return [s["name"] for s in config["systematics"]]
 
 
-def _workspace_for_edges(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges, *, mc_stat: bool):
+def observed_counts(
+    config: Mapping[str, Any], templates: Any, data_scores: pd.DataFrame | None = None
+) -> np.ndarray:
+    """What the fits see as data in the bins of ``templates``: the Asimov expectation at
+    ``fit.data.asimov_mu`` (default), or the weighted histogram of the scored data events.
+
+    Bins are right-closed with overflow into the last bin, exactly as the templates.
+    """
+    data_cfg = config["fit"]["data"]
+    if data_cfg["source"] == "asimov":
+        scale = np.where(np.asarray(templates.is_signal), float(data_cfg["asimov_mu"]), 1.0)
+        return (templates.nominal * scale[:, None]).sum(axis=0)
+    if data_scores is None:
+        raise DataContractError("fit.data.source is 'file' but no scored data events were given")
+    from .templates import histogram
+
+    return histogram(data_scores["score"].to_numpy(), data_scores["weight"].to_numpy(), templates.bin_edges)
+
+
+def _workspace_for_edges(
+    config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges, *, mc_stat: bool,
+    data_scores: pd.DataFrame | None = None,
+):
     from .fit import build_workspace
     from .templates import build_templates
 
     fit = config["fit"]
     templates = build_templates(frames, bin_edges=np.asarray(edges, dtype=float), group_by=fit["group_by"])
     return build_workspace(
-        templates, config["systematics"], mc_stat=mc_stat, mu_bounds=tuple(fit["poi_bounds"])
+        templates, config["systematics"], mc_stat=mc_stat, mu_bounds=tuple(fit["poi_bounds"]),
+        data=observed_counts(config, templates, data_scores),
     ), templates
+
+
+def _data_scores(job: Job) -> pd.DataFrame | None:
+    path = job.input["data_scores"] if "data_scores" in job.input else None
+    return None if path is None else io.read_table(path, required=("score", "weight"))
 
 
 def choose_binning(
@@ -96,7 +125,9 @@ def workspace(job: Job) -> None:
     scan = io.read_table(job.input["scan"])
     extra = [float(scan["threshold"].iloc[i]) for i in working_points(scan).values()]
     binning = choose_binning(job.config, frames, extra_thresholds=extra)
-    spec, _ = _workspace_for_edges(job.config, frames, binning["bin_edges"], mc_stat=job.config["fit"]["mc_stat"])
+    spec, _ = _workspace_for_edges(
+        job.config, frames, binning["bin_edges"], mc_stat=job.config["fit"]["mc_stat"], data_scores=_data_scores(job)
+    )
     io.write_json(spec, job.output["workspace"])
     io.write_json(binning, job.output["binning"])
 
@@ -127,7 +158,10 @@ def fit(job: Job) -> None:
     fit_plots.plot_distribution(spec, _stem(job.output["postfit"]), result=result, bin_edges=edges)
 
 
-def _chi2_inputs(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges: Sequence[float]):
+def _chi2_inputs(
+    config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges: Sequence[float],
+    data_scores: pd.DataFrame | None = None,
+):
     """(observed, s, b, shifts, n_control) over control-region bins + signal-region bins."""
     from .templates import build_templates
 
@@ -147,14 +181,18 @@ def _chi2_inputs(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], 
         up = templates.variations[f"{name}_up"].sum(axis=0)
         down = templates.variations[f"{name}_down"].sum(axis=0)
         shifts[name] = (up - down) / 2.0
-    return s + b, s, b, shifts, n_control
+    return observed_counts(config, templates, data_scores), s, b, shifts, n_control
 
 
-def chi2_fit(config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges: Sequence[float]) -> dict[str, Any]:
-    """Covariance chi2 on the Asimov data: mu-hat, Delta chi2 = 1 interval and breakdown."""
+def chi2_fit(
+    config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame], edges: Sequence[float],
+    data_scores: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Covariance chi2 on the data of ``fit.data`` (Asimov by default): mu-hat, Delta chi2 = 1
+    interval and breakdown."""
     from .chi2 import breakdown, fit_mu
 
-    observed, s, b, shifts, n_control = _chi2_inputs(config, frames, edges)
+    observed, s, b, shifts, n_control = _chi2_inputs(config, frames, edges, data_scores)
     stat = config["chi2"]["stat"]
     result = fit_mu(observed, s, b, shifts, stat=stat)
     parts = breakdown(observed, s, b, shifts, stat=stat)
@@ -172,7 +210,7 @@ def chi2(job: Job) -> None:
     """Covariance chi2 of one classifier with the workspace's binning (+ control region)."""
     frames = _frames(job)
     binning = json.loads(Path(job.input["binning"]).read_text())
-    out = chi2_fit(job.config, frames, binning["bin_edges"])
+    out = chi2_fit(job.config, frames, binning["bin_edges"], _data_scores(job))
     log.info("chi2: mu_hat %.4f, interval -%.4f +%.4f", out["mu_hat"], out["dmu_low"], out["dmu_high"])
     io.write_json(out, job.output["chi2"])
 
@@ -272,6 +310,7 @@ def method_rows(job: Job) -> None:
     fitted = json.loads(Path(job.input["fit"]).read_text())
     chi2_result = json.loads(Path(job.input["chi2"]).read_text())
     score_max = config["fit"]["score_max"]
+    data_scores = _data_scores(job)
     rows: list[dict[str, Any]] = []
 
     def base(wp: str, row: pd.Series, n_bins: int) -> dict[str, Any]:
@@ -287,10 +326,12 @@ def method_rows(job: Job) -> None:
         rows.append({**base(wp, row, 1), "method": "linear", "mu_hat": 1.0, **_linear_row(config, row)})
         # same model ingredients as the workspace (MC statistics included when configured),
         # so that every profile row of the table is comparable
-        spec, _ = _workspace_for_edges(config, frames, [t, score_max], mc_stat=config["fit"]["mc_stat"])
+        spec, _ = _workspace_for_edges(
+            config, frames, [t, score_max], mc_stat=config["fit"]["mc_stat"], data_scores=data_scores
+        )
         result = fit_workspace(spec, impacts=False, limits=False)
         rows.append({**base(wp, row, 1), "method": "profile", **_profile_row(config, result.breakdown, result.mu_hat)})
-        rows.append({**base(wp, row, 1), "method": "chi2", **_chi2_row(config, chi2_fit(config, frames, [t, score_max]))})
+        rows.append({**base(wp, row, 1), "method": "chi2", **_chi2_row(config, chi2_fit(config, frames, [t, score_max], data_scores))})
 
     row = _scan_row(scan, binning["threshold"])
     n_bins = int(binning["n_bins"])

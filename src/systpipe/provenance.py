@@ -27,6 +27,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("train", "score", "io", "pipeline:train", "pipeline:classifier_spec"),
     "vary": ("variations", "features", "ingest", "io", "pipeline:vary", "pipeline:_files_kwargs"),
     "score": ("score", "train", "io", "pipeline:score"),
+    "score_data": ("score", "train", "io", "pipeline:score_data"),
     "scan": ("scan", "stats", "variations", "io", "pipeline:scan", "pipeline:scan_thresholds", *_LOADING),
     "table": ("table", "scan", "stats", "io", "pipeline:table", "pipeline_fit:merge_method_rows"),
     "plots": ("plots", "scan", "stats", "pipeline_plots"),
@@ -36,7 +37,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "chi2": ("chi2", "templates", "io", "pipeline_fit", *_LOADING),
     "toys": ("toys", "fit", "chi2", "templates", "io", "pipeline_fit"),
     "toys_summary": ("toys", "table", "io", "pipeline_fit"),
-    "fit_table": ("table", "fit", "chi2", "scan", "io", "pipeline_fit", *_LOADING),
+    "fit_table": ("table", "fit", "chi2", "scan", "templates", "io", "pipeline_fit", *_LOADING),
 }
 
 VERSIONED_PACKAGES = (

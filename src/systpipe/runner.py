@@ -82,6 +82,10 @@ STEPS: dict[str, Callable[[Job], None]] = {
         job.config, job.wildcards["variation"], test_events=job.input["test"], output=job.output["variation"]
     ),
     "score": _score,
+    "score_data": lambda job: pipeline.score_data(
+        job.config, job.wildcards["clf"], model=job.input["model"], events=job.input["events"],
+        output=job.output["scores"], threads=job.threads,
+    ),
     "scan": _scan,
     "table": lambda job: pipeline.table(
         job.config, scans=_prefixed(job.input, "scan__"), infos=_prefixed(job.input, "info__"),

@@ -89,6 +89,20 @@ def bin_index(score: np.ndarray, bin_edges: np.ndarray) -> np.ndarray:
     return np.where(idx >= n_bins, n_bins - 1, idx)
 
 
+def histogram(score: np.ndarray, weight: np.ndarray, bin_edges: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Weighted histogram with the templates' convention (right-closed bins, overflow into the
+    last bin, scores at or below the first edge dropped).
+
+    Example:
+        >>> histogram(np.array([0.2, 0.6, 0.8, 1.5]), np.ones(4), [0.5, 0.75, 1.0]).tolist()
+        [1.0, 2.0]
+    """
+    edges = _check_edges(bin_edges)
+    idx = bin_index(np.asarray(score, dtype=np.float64), edges)
+    inside = idx >= 0
+    return np.bincount(idx[inside], weights=np.asarray(weight, dtype=np.float64)[inside], minlength=edges.size - 1)
+
+
 def _check_edges(bin_edges: Sequence[float] | np.ndarray) -> np.ndarray:
     edges = np.asarray(bin_edges, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0) or not np.all(np.isfinite(edges)):

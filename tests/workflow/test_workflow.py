@@ -247,3 +247,12 @@ def test_code_change_reruns_the_affected_steps(smoke_runs, tmp_path):
     assert "scan" in jobs and "table" in jobs
     assert not {"simulate", "split", "score", "vary"} & jobs
     assert not any(j.startswith("train_") for j in jobs)
+
+
+def test_dry_run_with_data_file_scores_it_for_every_classifier(tmp_path):
+    workdir = make_workdir(tmp_path)
+    (workdir / "data.parquet").write_bytes(b"")  # a dry run only needs the file to exist
+    (workdir / "data.yaml").write_text("fit:\n  data:\n    source: file\n    path: data.parquet\n")
+    out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", "data.yaml").stdout
+    assert set(re.findall(r"results/scores/(\w+)/data\.parquet", out)) == {"hgb", "lgbm", "xgb", "rf"}
+    assert len(re.findall(r"^rule score_data:", out, flags=re.M)) == 4

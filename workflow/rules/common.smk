@@ -69,20 +69,41 @@ def get_table_inputs(wildcards):
     return inputs
 
 
+def get_data_scores(wildcards):
+    # Scored data events for the fits, when fit.data.source is "file" (else Asimov data).
+    if config["fit"]["data"]["source"] != "file":
+        return {}
+    return {"data_scores": f"results/scores/{wildcards.clf}/data.parquet"}
+
+
+def get_workspace_inputs(wildcards):
+    return (
+        get_scan_inputs(wildcards)
+        | {"scan": f"results/scans/{wildcards.clf}.parquet"}
+        | get_data_scores(wildcards)
+    )
+
+
 def get_chi2_inputs(wildcards):
-    return get_scan_inputs(wildcards) | {
-        "binning": f"results/fit/{wildcards.clf}/binning.json"
-    }
+    return (
+        get_scan_inputs(wildcards)
+        | {"binning": f"results/fit/{wildcards.clf}/binning.json"}
+        | get_data_scores(wildcards)
+    )
 
 
 def get_method_inputs(wildcards):
     fit_dir = f"results/fit/{wildcards.clf}"
-    return get_scan_inputs(wildcards) | {
-        "scan": f"results/scans/{wildcards.clf}.parquet",
-        "binning": f"{fit_dir}/binning.json",
-        "fit": f"{fit_dir}/fit.json",
-        "chi2": f"{fit_dir}/chi2.json",
-    }
+    return (
+        get_scan_inputs(wildcards)
+        | {
+            "scan": f"results/scans/{wildcards.clf}.parquet",
+            "binning": f"{fit_dir}/binning.json",
+            "fit": f"{fit_dir}/fit.json",
+            "chi2": f"{fit_dir}/chi2.json",
+        }
+        | get_data_scores(wildcards)
+    )
 
 
 def toy_chunks(wildcards):

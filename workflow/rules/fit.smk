@@ -2,8 +2,7 @@
 # (scatter over chunks, gather into a coverage table) and the method-comparison rows.
 rule workspace:
     input:
-        unpack(get_scan_inputs),
-        scan="results/scans/{clf}.parquet",
+        unpack(get_workspace_inputs),
     output:
         workspace="results/fit/{clf}/workspace.json",
         binning="results/fit/{clf}/binning.json",
@@ -151,5 +150,24 @@ rule methods:
         step="fit_table",
         code=code_fingerprint("fit_table"),
         settings={"fit": config["fit"], "chi2": config["chi2"], "scan": config["scan"]},
+    script:
+        "../scripts/run_step.py"
+
+
+rule score_data:
+    input:
+        model=get_model,
+        events=lambda wildcards: config["fit"]["data"]["path"],
+    output:
+        scores="results/scores/{clf}/data.parquet",
+    log:
+        "results/logs/score/{clf}/data.log",
+    conda:
+        ENV
+    threads: 2
+    params:
+        step="score_data",
+        code=code_fingerprint("score_data"),
+        features=config["features"],
     script:
         "../scripts/run_step.py"
