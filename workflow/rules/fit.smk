@@ -164,7 +164,7 @@ rule score_data:
         "results/logs/score/{clf}/data.log",
     conda:
         ENV
-    threads: 2
+    threads: config["training"]["threads"]
     params:
         step="score_data",
         code=code_fingerprint("score_data"),

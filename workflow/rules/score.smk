@@ -12,7 +12,7 @@ rule score:
         variation=_alternatives(SCORED_VARIATIONS),
     conda:
         ENV
-    threads: 2
+    threads: config["training"]["threads"]
     params:
         step="score",
         code=code_fingerprint("score"),
