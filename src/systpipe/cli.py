@@ -38,7 +38,8 @@ STEP_HELP = {
     "chi2": "covariance chi2 fit",
     "toys": "pseudo-experiments for one chunk",
     "toys_summary": "coverage summary of the toy chunks",
-    "fit_table": "method-comparison table",
+    "methods": "method-comparison rows of one classifier (shift, linear, profile, chi2)",
+    "score_data": "score the observed data events of fit.data.path (set: clf; in: model, events; out: scores)",
 }
 
 

@@ -343,10 +343,7 @@ def method_rows(job: Job) -> None:
     rows.append({**base("profile_optimum", row, 1), "method": "linear", "mu_hat": 1.0, **_linear_row(config, row)})
     rows.append({**base("profile_optimum", row, n_bins), "method": "profile", **_profile_row(config, fitted["breakdown"], fitted["mu_hat"])})
     rows.append({**base("profile_optimum", row, n_bins), "method": "chi2", **_chi2_row(config, chi2_result)})
-    io.write_table(pd.DataFrame(rows), job.output["methods"], file_provenance(config, "fit_table", classifier=clf))
-
-
-fit_table = method_rows
+    io.write_table(pd.DataFrame(rows), job.output["methods"], file_provenance(config, "methods", classifier=clf))
 
 
 def merge_method_rows(shift_table: pd.DataFrame, methods: Sequence[pd.DataFrame], classifiers: Sequence[str]) -> pd.DataFrame:

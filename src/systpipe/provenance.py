@@ -37,7 +37,7 @@ STEP_MODULES: dict[str, tuple[str, ...]] = {
     "chi2": ("chi2", "templates", "io", "pipeline_fit", *_LOADING),
     "toys": ("toys", "fit", "chi2", "templates", "io", "pipeline_fit"),
     "toys_summary": ("toys", "table", "io", "pipeline_fit"),
-    "fit_table": ("table", "fit", "chi2", "scan", "templates", "io", "pipeline_fit", *_LOADING),
+    "methods": ("table", "fit", "chi2", "scan", "templates", "io", "pipeline_fit", *_LOADING),
 }
 
 VERSIONED_PACKAGES = (

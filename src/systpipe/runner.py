@@ -100,7 +100,7 @@ STEPS: dict[str, Callable[[Job], None]] = {
     "chi2": _fit_step("chi2"),
     "toys": _fit_step("toys"),
     "toys_summary": _fit_step("toys_summary"),
-    "fit_table": _fit_step("fit_table"),
+    "methods": _fit_step("method_rows"),
 }
 
 

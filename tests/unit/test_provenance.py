@@ -55,3 +55,16 @@ def test_derived_seeds_are_stable_32_bit():
     seed = derive_seed(42, "toys", "xgb")
     assert seed == derive_seed(42, "toys", "xgb") and 0 <= seed < 2**32
     assert len({derive_seed(42, "toys", c) for c in ("hgb", "lgbm", "xgb", "rf")}) == 4
+
+
+def test_every_step_is_a_cli_subcommand_and_its_function_exists():
+    import systpipe.pipeline_fit as pipeline_fit
+    from systpipe.cli import STEP_HELP
+
+    assert set(STEP_HELP) == set(STEPS)
+    for name in ("workspace", "fit", "chi2", "toys", "toys_summary", "method_rows"):
+        assert callable(getattr(pipeline_fit, name)), name
+    rule_steps = set()
+    for smk in RULES.glob("*.smk"):
+        rule_steps |= set(re.findall(r'step="(\w+)"', smk.read_text()))
+    assert rule_steps <= set(STEPS), rule_steps - set(STEPS)

@@ -147,8 +147,8 @@ rule methods:
         ENV
     threads: 1
     params:
-        step="fit_table",
-        code=code_fingerprint("fit_table"),
+        step="methods",
+        code=code_fingerprint("methods"),
         settings={"fit": config["fit"], "chi2": config["chi2"], "scan": config["scan"]},
     script:
         "../scripts/run_step.py"
