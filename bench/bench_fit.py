@@ -1,6 +1,6 @@
 """Benchmark: pyhf against systpipe's fast NLL (per fit, per MINOS, per toy, per CLs limit).
 
-Model as in SPEC section 10: one channel, 10 bins, a signal and two background samples, 5
+Model (docs/statistics.md): one channel, 10 bins, a signal and two background samples, 5
 nuisance parameters (3 normsys, 2 histosys), optionally with staterror (10 more).
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/bench_fit.py [repeats]``.
 """
@@ -11,11 +11,21 @@ import statistics
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from systpipe import fit, toys
+from systpipe.stat import toys
+from systpipe.stat.fit import fit_workspace
+from systpipe.stat.likelihood import HistFactoryModel
+from systpipe.stat.limits import cls_upper_limit
+from systpipe.stat.minimize import minimize, profile_interval
+from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
+
+# pyhf's own fit and limit (the reference) live with the tests, outside the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.pyhf_reference import cls_upper_limit_pyhf, pyhf_minos  # noqa: E402
 
 
 def model_spec(mc_stat: bool) -> dict:
@@ -26,16 +36,22 @@ def model_spec(mc_stat: bool) -> dict:
     nom = np.vstack([sig, ww, tt])
     tilt = np.linspace(-1.0, 1.0, 10)
     var = {}
-    for name, rel in (("lumi", [0.02, 0.02, 0.02]), ("sig", [0.05, 0, 0]), ("bkg", [0, 0.04, 0.04])):
+    for name, rel in (
+        ("lumi", [0.02, 0.02, 0.02]),
+        ("sig", [0.05, 0, 0]),
+        ("bkg", [0, 0.04, 0.04]),
+    ):
         r = np.array(rel)[:, None]
         var[f"{name}_up"], var[f"{name}_down"] = nom * (1 + r), nom * (1 - r)
     var["det_up"], var["det_down"] = nom * (1 + 0.05 * tilt), nom * (1 - 0.04 * tilt)
     var["res_up"], var["res_down"] = nom * (1 + 0.03 * tilt**2), nom * (1 - 0.03 * tilt**2)
-    t = Templates(np.linspace(0.5, 1.0, 11), ["H", "WW", "tt"], [True, False, False], nom, nom / 40.0, var)
+    t = Templates(
+        np.linspace(0.5, 1.0, 11), ["H", "WW", "tt"], [True, False, False], nom, nom / 40.0, var
+    )
     systs = [{"name": n, "type": "norm", "delta": 0.0} for n in ("lumi", "sig", "bkg")]
     systs += [{"name": n, "type": "scale", "delta": 0.0} for n in ("det", "res")]
     data = np.round(nom.sum(axis=0))  # integer counts close to the Asimov data at mu = 1
-    return fit.build_workspace(t, systs, data=data, mc_stat=mc_stat)
+    return build_workspace(t, systs, data=data, mc_stat=mc_stat)
 
 
 def timed(func, repeats: int, number: int) -> float:
@@ -65,45 +81,106 @@ def bench_model(mc_stat: bool, repeats: int) -> None:
     import pyhf
 
     spec = model_spec(mc_stat)
-    fm = fit.HistFactoryModel(spec)
+    fm = HistFactoryModel(spec)
     n = fm.observed
     p = fm.nominal_pars
-    print(f"\n== 10 bins, {fm.n_pars - 1} nuisance parameters ({'with' if mc_stat else 'no'} staterror) ==")
+    print(
+        f"\n== 10 bins, {fm.n_pars - 1} nuisance parameters ({'with' if mc_stat else 'no'} staterror) =="
+    )
     rows = []
     _, model, data = pyhf_setup(spec, pyhf.optimize.scipy_optimizer())
-    rows.append(("pyhf logpdf call", timed(lambda: model.logpdf(model.config.suggested_init(), data), repeats, 200)))
-    rows.append(("pyhf mle.fit (scipy)", timed(lambda: pyhf.infer.mle.fit(data, model), repeats, 20)))
+    rows.append(
+        (
+            "pyhf logpdf call",
+            timed(lambda: model.logpdf(model.config.suggested_init(), data), repeats, 200),
+        )
+    )
+    rows.append(
+        ("pyhf mle.fit (scipy)", timed(lambda: pyhf.infer.mle.fit(data, model), repeats, 20))
+    )
     _, model_m, data_m = pyhf_setup(spec, pyhf.optimize.minuit_optimizer(tolerance=0.1))
-    rows.append(("pyhf mle.fit (minuit)", timed(lambda: pyhf.infer.mle.fit(data_m, model_m), repeats, 10)))
+    rows.append(
+        ("pyhf mle.fit (minuit)", timed(lambda: pyhf.infer.mle.fit(data_m, model_m), repeats, 10))
+    )
     pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer())
-    rows.append(("pyhf fit + MINOS (minuit)", timed(lambda: fit.pyhf_minos(spec), repeats, 3)))
+    rows.append(("pyhf fit + MINOS (minuit)", timed(lambda: pyhf_minos(spec), repeats, 3)))
     const = fm.data_constant(n)
-    rows.append(("fast NLL call", timed(lambda: fm.nll_and_grad(p, n, grad=False, constant=const), repeats, 2000)))
-    rows.append(("fast NLL + gradient call", timed(lambda: fm.nll_and_grad(p, n, constant=const), repeats, 2000)))
-    rows.append(("fast fit (MIGRAD, strategy 0)", timed(lambda: fit.minimize(fm, n, hesse=False, strategy=0), repeats, 20)))
-    rows.append(("fast fit + HESSE (strategy 1)", timed(lambda: fit.minimize(fm, n), repeats, 20)))
-    rows.append(("fast fit + MINOS", timed(lambda: fit.minimize(fm, n, hesse=False, minos=True, strategy=0), repeats, 10)))
-    rows.append(("fast profile_interval (root finding)", timed(lambda: fit.profile_interval(fm, n), repeats, 5)))
+    rows.append(
+        (
+            "fast NLL call",
+            timed(lambda: fm.nll_and_grad(p, n, grad=False, constant=const), repeats, 2000),
+        )
+    )
+    rows.append(
+        (
+            "fast NLL + gradient call",
+            timed(lambda: fm.nll_and_grad(p, n, constant=const), repeats, 2000),
+        )
+    )
+    rows.append(
+        (
+            "fast fit (MIGRAD, strategy 0)",
+            timed(lambda: minimize(fm, n, hesse=False, strategy=0), repeats, 20),
+        )
+    )
+    rows.append(("fast fit + HESSE (strategy 1)", timed(lambda: minimize(fm, n), repeats, 20)))
+    rows.append(
+        (
+            "fast fit + MINOS",
+            timed(lambda: minimize(fm, n, hesse=False, minos=True, strategy=0), repeats, 10),
+        )
+    )
+    rows.append(
+        ("fast profile_interval (root finding)", timed(lambda: profile_interval(fm, n), repeats, 5))
+    )
     setup = toys.prepare(spec)
     for mode in toys.MODES:
-        rows.append((f"toy, profile only ({mode})", timed(
-            lambda mode=mode: toys.run_toys(setup, mode=mode, seed=1, start=0, count=50, methods=["profile"]),
-            repeats, 1) / 50))
-        rows.append((f"toy, all 4 methods ({mode})", timed(
-            lambda mode=mode: toys.run_toys(setup, mode=mode, seed=1, start=0, count=50), repeats, 1) / 50))
-    rows.append(("CLs limit + bands, fast", timed(lambda: fit.cls_upper_limit(fm, n, guess=0.3), 1, 2)))
-    rows.append(("CLs limit + bands, pyhf toms748", timed(lambda: fit.cls_upper_limit_pyhf(spec, guess=0.3), 1, 1)))
-    rows.append(("fit_workspace (everything)", timed(lambda: fit.fit_workspace(spec), 1, 2)))
+        rows.append(
+            (
+                f"toy, profile only ({mode})",
+                timed(
+                    lambda mode=mode: toys.run_toys(
+                        setup, mode=mode, seed=1, start=0, count=50, methods=["profile"]
+                    ),
+                    repeats,
+                    1,
+                )
+                / 50,
+            )
+        )
+        rows.append(
+            (
+                f"toy, all 4 methods ({mode})",
+                timed(
+                    lambda mode=mode: toys.run_toys(setup, mode=mode, seed=1, start=0, count=50),
+                    repeats,
+                    1,
+                )
+                / 50,
+            )
+        )
+    rows.append(("CLs limit + bands, fast", timed(lambda: cls_upper_limit(fm, n, guess=0.3), 1, 2)))
+    rows.append(
+        (
+            "CLs limit + bands, pyhf toms748",
+            timed(lambda: cls_upper_limit_pyhf(spec, guess=0.3), 1, 1),
+        )
+    )
+    rows.append(("fit_workspace (everything)", timed(lambda: fit_workspace(spec), 1, 2)))
     width = max(len(r[0]) for r in rows)
     for name, ms in rows:
         print(f"{name:<{width}}  {ms:10.3f} ms")
-    mu_ref, lo_ref, hi_ref = fit.pyhf_minos(spec)
-    res = fit.fit_workspace(spec, breakdown=False, impacts=False, limits=False)
-    print(f"cross-check: pyhf mu = {mu_ref:.6f} -{-lo_ref:.6f} +{hi_ref:.6f}; "
-          f"fast mu = {res.mu_hat:.6f} -{res.dmu_down:.6f} +{res.dmu_up:.6f}")
-    obs_f, exp_f = fit.cls_upper_limit(fm, n, guess=0.3)
-    obs_p, exp_p = fit.cls_upper_limit_pyhf(spec, guess=0.3)
-    print(f"cross-check: CLs obs {obs_p:.4f} (pyhf) vs {obs_f:.4f} (fast); median exp {exp_p[2]:.4f} vs {exp_f[2]:.4f}")
+    mu_ref, lo_ref, hi_ref = pyhf_minos(spec)
+    res = fit_workspace(spec, breakdown=False, impacts=False, limits=False)
+    print(
+        f"cross-check: pyhf mu = {mu_ref:.6f} -{-lo_ref:.6f} +{hi_ref:.6f}; "
+        f"fast mu = {res.mu_hat:.6f} -{res.dmu_down:.6f} +{res.dmu_up:.6f}"
+    )
+    obs_f, exp_f = cls_upper_limit(fm, n, guess=0.3)
+    obs_p, exp_p = cls_upper_limit_pyhf(spec, guess=0.3)
+    print(
+        f"cross-check: CLs obs {obs_p:.4f} (pyhf) vs {obs_f:.4f} (fast); median exp {exp_p[2]:.4f} vs {exp_f[2]:.4f}"
+    )
 
 
 def main(repeats: int = 3) -> None:

@@ -59,7 +59,7 @@ def make_frames(n_events: int, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def notebook_loop(frames: dict[str, pd.DataFrame], thresholds: np.ndarray) -> dict[str, np.ndarray]:
-    """What notebook 002 does: for each variation and threshold, boolean masks and sums."""
+    """What notebook 002 does (docs/notebooks.md): for each variation and threshold, boolean masks and sums."""
     out = {}
     for var, frame in frames.items():
         score = frame["score"].to_numpy(dtype=np.float64)

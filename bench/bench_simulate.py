@@ -4,8 +4,8 @@ Usage: python bench/bench_simulate.py [--n 1000000] [--chunk-size 200000] [--see
 
 The N selected events are split equally across the four processes (the default config's
 proportions). Baseline in the same process: drawing the same table as independent Gaussians
-(what a toy without kinematics costs); the SPEC's Pythia 8 parton-level figure is
-about 2,000 events/s per core.
+(what a toy without kinematics costs); Pythia 8 at parton level makes about 2,000 events/s
+per core (docs/simulation.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main() -> None:
     args = parser.parse_args()
 
     per = args.n // len(PROCESSES)
-    n_selected = {p: per + (1 if i < args.n % len(PROCESSES) else 0) for i, p in enumerate(PROCESSES)}
+    n_selected = {
+        p: per + (1 if i < args.n % len(PROCESSES) else 0) for i, p in enumerate(PROCESSES)
+    }
     timings: dict[str, float] = {}
     last = {"t": time.perf_counter()}
 
@@ -48,25 +50,42 @@ def main() -> None:
             last["t"] = now
 
     started = time.perf_counter()
-    result = simulate_with_stats(n_selected=n_selected, seed=args.seed, chunk_size=args.chunk_size,
-                                 progress=progress)
+    result = simulate_with_stats(
+        n_selected=n_selected, seed=args.seed, chunk_size=args.chunk_size, progress=progress
+    )
     wall = time.perf_counter() - started
     ev = result.events
     baseline = _gaussian_baseline(len(ev), args.seed)
 
-    print(f"selected events: {len(ev):,}  wall time: {wall:.2f} s  rate: {len(ev) / wall:,.0f} events/s")
-    print(f"baseline (independent Gaussians, same table): {baseline:.2f} s "
-          f"-> the kinematic simulation costs {wall / baseline:.1f}x; Pythia 8 parton level ~2,000 events/s/core")
-    print(f"{'process':<9} {'selected':>9} {'generated':>11} {'eff':>7} {'time/s':>7} {'gen/s':>11}")
+    print(
+        f"selected events: {len(ev):,}  wall time: {wall:.2f} s  rate: {len(ev) / wall:,.0f} events/s"
+    )
+    print(
+        f"baseline (independent Gaussians, same table): {baseline:.2f} s "
+        f"-> the kinematic simulation costs {wall / baseline:.1f}x; Pythia 8 parton level ~2,000 events/s/core"
+    )
+    print(
+        f"{'process':<9} {'selected':>9} {'generated':>11} {'eff':>7} {'time/s':>7} {'gen/s':>11}"
+    )
     for p, n_gen in result.n_generated.items():
         t = timings.get(p, float("nan"))
-        print(f"{p:<9} {n_selected[p]:>9,} {n_gen:>11,} {result.efficiency[p]:>7.4f} {t:>7.2f} {n_gen / t:>11,.0f}")
+        print(
+            f"{p:<9} {n_selected[p]:>9,} {n_gen:>11,} {result.efficiency[p]:>7.4f} {t:>7.2f} {n_gen / t:>11,.0f}"
+        )
     sig, ww = ev[ev.process == "ggH_WW"], ev[ev.process == "WW"]
     print(f"mean dphi_ll: signal {sig.dphi_ll.mean():.3f}, WW {ww.dphi_ll.mean():.3f}")
-    print(f"signal fraction m_ll < 60 GeV: {(sig.m_ll < 60).mean():.3f}; WW m_ll median {ww.m_ll.median():.1f} GeV")
-    print(f"signal mt 99th percentile: {sig.mt.quantile(0.99):.1f} GeV (median {sig.mt.median():.1f})")
-    print("sum of weights per process: "
-          + ", ".join(f"{p} {w:,.1f}" for p, w in ev.groupby("process", sort=False)["weight"].sum().items()))
+    print(
+        f"signal fraction m_ll < 60 GeV: {(sig.m_ll < 60).mean():.3f}; WW m_ll median {ww.m_ll.median():.1f} GeV"
+    )
+    print(
+        f"signal mt 99th percentile: {sig.mt.quantile(0.99):.1f} GeV (median {sig.mt.median():.1f})"
+    )
+    print(
+        "sum of weights per process: "
+        + ", ".join(
+            f"{p} {w:,.1f}" for p, w in ev.groupby("process", sort=False)["weight"].sum().items()
+        )
+    )
     print(f"memory of the table: {ev.memory_usage(deep=True).sum() / 1e6:.0f} MB")
 
 

@@ -27,8 +27,9 @@ import pandas as pd
 import yaml
 from threadpoolctl import threadpool_limits
 
+from systpipe.models import build_classifier
 from systpipe.score import predict_scores
-from systpipe.train import build_classifier, train_classifier, training_weights
+from systpipe.train import train_classifier, training_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,11 +52,19 @@ def simulated(n: int, config: dict) -> pd.DataFrame:
     sim = config["simulate"]
     procs = list(sim["n_selected"])
     counts = {p: n // len(procs) + (i < n % len(procs)) for i, p in enumerate(procs)}
-    return simulate(n_selected=counts, seed=config["seed"], luminosity_fb=sim["luminosity_fb"],
-                    chunk_size=sim["chunk_size"], **sim["detector"], **sim["selection"])
+    return simulate(
+        n_selected=counts,
+        seed=config["seed"],
+        luminosity_fb=sim["luminosity_fb"],
+        chunk_size=sim["chunk_size"],
+        **sim["detector"],
+        **sim["selection"],
+    )
 
 
-def baseline_fit(clf: dict, df: pd.DataFrame, features: list[str], cap: int, threads: int, seed: int):
+def baseline_fit(
+    clf: dict, df: pd.DataFrame, features: list[str], cap: int, threads: int, seed: int
+):
     """The library defaults: LightGBM without the determinism settings, forests in one fit."""
     from systpipe.train import subsample_indices
 
@@ -97,9 +106,12 @@ def main() -> int:
 
     started = time.perf_counter()
     df = synthetic(args.events, features) if args.synthetic else simulated(args.events, config)
-    print(f"{len(df):,} events ({'synthetic' if args.synthetic else 'simulate'}), "
-          f"{len(features)} features, made in {time.perf_counter() - started:.1f} s; "
-          f"threads={args.threads}", flush=True)
+    print(
+        f"{len(df):,} events ({'synthetic' if args.synthetic else 'simulate'}), "
+        f"{len(features)} features, made in {time.perf_counter() - started:.1f} s; "
+        f"threads={args.threads}",
+        flush=True,
+    )
     small = df.iloc[:: max(1, len(df) // 100_000)]
     X_all = np.ascontiguousarray(df[features].to_numpy(np.float64))
 
@@ -109,9 +121,16 @@ def main() -> int:
             continue
         cap = clf.get("max_train_events", training["max_train_events"])
         model, info = train_classifier(
-            df, features=features, name=clf["name"], type_=clf["type"], params=clf.get("params", {}),
-            weighting=training["weighting"], negative_weights=training["negative_weights"],
-            max_train_events=cap, threads=args.threads, seed=config["seed"],
+            df,
+            features=features,
+            name=clf["name"],
+            type_=clf["type"],
+            params=clf.get("params", {}),
+            weighting=training["weighting"],
+            negative_weights=training["negative_weights"],
+            max_train_events=cap,
+            threads=args.threads,
+            seed=config["seed"],
         )
         t0 = time.perf_counter()
         scores = predict_scores(model, df, features=features, threads=args.threads)
@@ -119,8 +138,12 @@ def main() -> int:
         one = predict_scores(model, small, features=features, threads=1)
         same = np.array_equal(one, scores[:: max(1, len(df) // 100_000)][: len(one)])
         row = {
-            "classifier": clf["name"], "n_train": info.n_train, "train_s": info.training_time_s,
-            "iters": info.n_iterations, "score_Mev_s": len(df) / t_score / 1e6, "score_1v2_equal": same,
+            "classifier": clf["name"],
+            "n_train": info.n_train,
+            "train_s": info.training_time_s,
+            "iters": info.n_iterations,
+            "score_Mev_s": len(df) / t_score / 1e6,
+            "score_1v2_equal": same,
         }
         if not args.no_baseline:
             base, t_base = baseline_fit(clf, df, features, cap, args.threads, config["seed"])
@@ -136,11 +159,16 @@ def main() -> int:
             )
             del base
         rows.append(row)
-        print(pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.3g}"), flush=True)
+        print(
+            pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.3g}"),
+            flush=True,
+        )
 
     table = pd.DataFrame(rows)
-    print("\nsummary (train_s: systpipe fit on n_train rows; score_Mev_s: M events/s on "
-          f"{len(df):,} events; base_*: library defaults / native predict_proba)")
+    print(
+        "\nsummary (train_s: systpipe fit on n_train rows; score_Mev_s: M events/s on "
+        f"{len(df):,} events; base_*: library defaults / native predict_proba)"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
 

@@ -74,7 +74,9 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="systpipe-bench-") as tmp:
         base = args.keep or Path(tmp)
-        runs = [("default", args.config)] + ([] if args.no_smoke else [("smoke", "config/smoke.yaml")])
+        runs = [("default", args.config)] + (
+            [] if args.no_smoke else [("smoke", "config/smoke.yaml")]
+        )
         walls = {}
         for name, config in runs:
             workdir = base / name

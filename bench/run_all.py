@@ -45,11 +45,15 @@ def main() -> int:
             continue
         print(f"== {name}: {' '.join(argv)}", flush=True)
         began = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(HERE / argv[0]), *argv[1:]], capture_output=True, text=True
+        )
         text = proc.stdout + (proc.stderr if proc.returncode else "")
         (out_dir / f"{name}.txt").write_text(text)
         print(text, end="" if text.endswith("\n") else "\n")
-        print(f"== {name}: exit {proc.returncode}, {time.perf_counter() - began:.0f} s\n", flush=True)
+        print(
+            f"== {name}: exit {proc.returncode}, {time.perf_counter() - began:.0f} s\n", flush=True
+        )
         if proc.returncode:
             failed.append(name)
     if failed:

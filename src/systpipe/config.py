@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -17,20 +15,40 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
+from .models import BUILTIN_TYPES, classifier_types
+from .plugins import load_plugins
+from .provenance import config_hash
+from .systematics import KINDS, kind_of
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0.0"
-BUILTIN_CLASSIFIERS = ("hgb", "rf", "lgbm", "xgb")
+BUILTIN_CLASSIFIERS = tuple(BUILTIN_TYPES)
 SIMULATED_PROCESSES = ("ggH_WW", "WW", "ttbar", "Ztautau")
 RESERVED_VARIATION = "nominal"
 
 
 @cache
-def load_schema() -> dict[str, Any]:
-    """Return the config JSON Schema shipped with the package (cached)."""
+def schema_file() -> dict[str, Any]:
+    """The config JSON Schema exactly as shipped with the package (cached; do not modify)."""
     text = resources.files("systpipe").joinpath("schemas/config.schema.yaml").read_text("utf-8")
     return yaml.safe_load(text)
+
+
+def load_schema() -> dict[str, Any]:
+    """The config JSON Schema with the enums of the extension registries filled in.
+
+    The schema file lists the built-in systematic kinds and statistical methods; plugins
+    registered through the ``systpipe.plugins`` entry points add theirs here (docs/extending.md).
+    """
+    from .stat.methods import METHODS
+
+    load_plugins()
+    schema = copy.deepcopy(schema_file())
+    props = schema["properties"]
+    props["systematics"]["items"]["properties"]["type"]["enum"] = list(KINDS)
+    props["toys"]["properties"]["methods"]["items"]["enum"] = list(METHODS)
+    return schema
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -65,7 +83,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     key = _key_path(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        extra = (
+            sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        )
         where = "top level" if key == "<top level>" else f"'{key}'"
         return f"unknown key(s) {extra} in {where}; expected one of {allowed}"
     if error.validator == "required":
@@ -121,7 +141,9 @@ def _unique(names: list[str], key: str, source: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ConfigError(f"invalid {source}: '{key}' has the name {name!r} twice; names must be unique")
+            raise ConfigError(
+                f"invalid {source}: '{key}' has the name {name!r} twice; names must be unique"
+            )
         seen.add(name)
 
 
@@ -130,20 +152,25 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
     _unique([s["name"] for s in cfg["systematics"]], "systematics[].name", source)
     for i, clf in enumerate(cfg["classifiers"]):
         type_ = clf.setdefault("type", clf["name"])
-        if type_ not in BUILTIN_CLASSIFIERS and ":" not in type_ and "." not in type_:
+        known = list(classifier_types())  # built-in names and those of plugin libraries
+        if type_ not in known and ":" not in type_ and "." not in type_:
             raise ConfigError(
                 f"invalid {source}: 'classifiers[{i}].type' = {type_!r}: expected one of "
-                f"{list(BUILTIN_CLASSIFIERS)} or an import path 'package.module:Class'"
+                f"{known} or an import path 'package.module:Class'"
             )
     for i, syst in enumerate(cfg["systematics"]):
         _check_systematic(syst, f"systematics[{i}]", source)
     thr = cfg["scan"]["thresholds"]
     if thr["start"] >= thr["stop"]:
-        raise ConfigError(f"invalid {source}: 'scan.thresholds.start' must be below 'scan.thresholds.stop'")
+        raise ConfigError(
+            f"invalid {source}: 'scan.thresholds.start' must be below 'scan.thresholds.stop'"
+        )
     if cfg["input"]["source"] == "files":
         files = cfg.get("files") or {}
         if not files.get("samples"):
-            raise ConfigError(f"invalid {source}: 'files.samples' is required when 'input.source' is 'files'")
+            raise ConfigError(
+                f"invalid {source}: 'files.samples' is required when 'input.source' is 'files'"
+            )
         unmapped = [f for f in cfg["features"] if f not in files.get("columns", {})]
         if unmapped:
             raise ConfigError(
@@ -156,50 +183,46 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
     data = fit["data"]
     if data["source"] == "file":
         if not data.get("path"):
-            raise ConfigError(f"invalid {source}: 'fit.data.source' is 'file' but 'fit.data.path' is not set")
+            raise ConfigError(
+                f"invalid {source}: 'fit.data.source' is 'file' but 'fit.data.path' is not set"
+            )
         if not Path(data["path"]).is_file():
-            raise ConfigError(f"invalid {source}: 'fit.data.path' = {data['path']!r}: file not found")
+            raise ConfigError(
+                f"invalid {source}: 'fit.data.path' = {data['path']!r}: file not found"
+            )
     if fit["score_min"] >= fit["score_max"]:
         raise ConfigError(f"invalid {source}: 'fit.score_min' must be below 'fit.score_max'")
-    unknown = sorted(set(cfg["toys"].get("classifiers", [])) - {c["name"] for c in cfg["classifiers"]})
+    unknown = sorted(
+        set(cfg["toys"].get("classifiers", [])) - {c["name"] for c in cfg["classifiers"]}
+    )
     if unknown:
-        raise ConfigError(f"invalid {source}: 'toys.classifiers' names unknown classifier(s) {unknown}")
+        raise ConfigError(
+            f"invalid {source}: 'toys.classifiers' names unknown classifier(s) {unknown}"
+        )
     lo, hi = cfg["plots"]["luminosity_scale"]
     if lo >= hi:
         raise ConfigError(f"invalid {source}: 'plots.luminosity_scale' must be increasing")
 
 
-_REQUIRED_BY_TYPE = {
-    "norm": ("delta",),
-    "scale": ("delta", "columns"),
-    "smear": ("delta", "columns"),
-    "weight": ("up_column", "down_column"),
-    "sample": ("up_paths", "down_paths"),
-}
-_ALLOWED_BY_TYPE = {
-    "norm": {"labels", "processes"},
-    "scale": {"columns", "recompute_derived", "linear_columns"},
-    "smear": {"columns", "recompute_derived"},
-    "weight": {"up_column", "down_column"},
-    "sample": {"up_paths", "down_paths"},
-}
-_TYPE_SPECIFIC = set().union(*_ALLOWED_BY_TYPE.values())
-
-
 def _check_systematic(syst: dict[str, Any], key: str, source: str) -> None:
-    type_ = syst["type"]
+    kind = kind_of(syst["type"])
     if syst["name"] == RESERVED_VARIATION:
         raise ConfigError(f"invalid {source}: '{key}.name' may not be 'nominal' (reserved)")
-    for req in _REQUIRED_BY_TYPE[type_]:
+    for req in kind.required:
         if req not in syst:
-            raise ConfigError(f"invalid {source}: '{key}.{req}' is required for a {type_!r} systematic")
+            raise ConfigError(
+                f"invalid {source}: '{key}.{req}' is required for a {kind.name!r} systematic"
+            )
+    # Keys with schema defaults (recompute_derived, linear_columns) are filled in for every
+    # systematic; the kinds that do not take them drop them instead of refusing them.
     defaults = {"recompute_derived", "linear_columns"}
-    for extra in sorted(set(syst) & _TYPE_SPECIFIC - _ALLOWED_BY_TYPE[type_] - defaults):
-        raise ConfigError(f"invalid {source}: '{key}.{extra}' does not apply to a {type_!r} systematic")
-    if type_ not in {"scale", "smear"}:
-        syst.pop("recompute_derived", None)
-    if type_ != "scale":
-        syst.pop("linear_columns", None)
+    specific = set().union(*(k.allowed for k in KINDS.values()))
+    for extra in sorted(set(syst) & specific - kind.allowed - defaults):
+        raise ConfigError(
+            f"invalid {source}: '{key}.{extra}' does not apply to a {kind.name!r} systematic"
+        )
+    for default_key in sorted(defaults - kind.allowed):
+        syst.pop(default_key, None)
 
 
 def toy_count(toys: Mapping[str, Any], mode: str) -> int:
@@ -213,7 +236,9 @@ def toy_count(toys: Mapping[str, Any], mode: str) -> int:
     n = toys["n_toys"]
     if isinstance(n, Mapping):
         if mode not in n:
-            raise ConfigError(f"'toys.n_toys' has no count for mode {mode!r}; give one for each of 'toys.modes'")
+            raise ConfigError(
+                f"'toys.n_toys' has no count for mode {mode!r}; give one for each of 'toys.modes'"
+            )
         return int(n[mode])
     return int(n)
 
@@ -229,17 +254,12 @@ def toy_chunk_counts(toys: Mapping[str, Any]) -> dict[str, int]:
     return {mode: -(-toy_count(toys, mode) // toys["chunk_size"]) for mode in toys["modes"]}
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of a (validated) config, recorded as provenance.
-
-    Example:
-        >>> config_hash({"a": 1}) == config_hash({"a": 1})
-        True
-    """
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 __all__ = [
-    "ConfigError", "config_hash", "load_config", "load_schema", "toy_chunk_counts", "toy_count", "validate_config",
+    "ConfigError",
+    "config_hash",
+    "load_config",
+    "load_schema",
+    "toy_chunk_counts",
+    "toy_count",
+    "validate_config",
 ]

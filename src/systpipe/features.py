@@ -45,8 +45,12 @@ def px_py(pt: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def invariant_mass_massless(
-    pt1: np.ndarray, eta1: np.ndarray, phi1: np.ndarray,
-    pt2: np.ndarray, eta2: np.ndarray, phi2: np.ndarray,
+    pt1: np.ndarray,
+    eta1: np.ndarray,
+    phi1: np.ndarray,
+    pt2: np.ndarray,
+    eta2: np.ndarray,
+    phi2: np.ndarray,
 ) -> np.ndarray:
     """Invariant mass of two massless particles: ``m^2 = 2 pt1 pt2 (cosh deta - cos dphi)``.
 
@@ -54,8 +58,14 @@ def invariant_mass_massless(
         >>> float(invariant_mass_massless(40.0, 0.0, 0.0, 40.0, 0.0, np.pi))  # back to back
         80.0
     """
-    m2 = 2.0 * np.asarray(pt1) * np.asarray(pt2) * (
-        np.cosh(np.asarray(eta1) - np.asarray(eta2)) - np.cos(np.asarray(phi1) - np.asarray(phi2))
+    m2 = (
+        2.0
+        * np.asarray(pt1)
+        * np.asarray(pt2)
+        * (
+            np.cosh(np.asarray(eta1) - np.asarray(eta2))
+            - np.cos(np.asarray(phi1) - np.asarray(phi2))
+        )
     )
     return np.sqrt(np.maximum(m2, 0.0))
 
@@ -131,8 +141,12 @@ def recompute_derived(df: pd.DataFrame) -> pd.DataFrame:
         done += ["pt_ll", "dphi_ll"]
         if has_eta:
             out["m_ll"] = invariant_mass_massless(
-                _f64(df, "lep1_pt"), _f64(df, "lep1_eta"), _f64(df, "lep1_phi"),
-                _f64(df, "lep2_pt"), _f64(df, "lep2_eta"), _f64(df, "lep2_phi"),
+                _f64(df, "lep1_pt"),
+                _f64(df, "lep1_eta"),
+                _f64(df, "lep1_phi"),
+                _f64(df, "lep2_pt"),
+                _f64(df, "lep2_eta"),
+                _f64(df, "lep2_phi"),
             )
             done.append("m_ll")
         if present:

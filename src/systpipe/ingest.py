@@ -370,6 +370,9 @@ def _read_sample(
     for canon, src in columns.items():
         needed.setdefault(src, f"files.columns.{canon}")
     if fixed_label is None:
+        assert (
+            label is not None
+        )  # _check_config refuses a sample with neither label nor files.label
         needed.setdefault(label["column"], "files.label.column")
     if weight_column:
         needed.setdefault(weight_column, "files.weight.column")
@@ -401,6 +404,7 @@ def _read_sample(
         if fixed_label is not None:
             labels = np.full(n, LABELS[fixed_label], dtype=np.int8)
         else:
+            assert label is not None
             labels = _map_codes(
                 raw[label["column"]],
                 label_lookup,
@@ -411,6 +415,7 @@ def _read_sample(
                 shown_mapping={k: list(label.get(k) or []) for k in LABELS},
             ).astype(np.int8)
 
+        process: np.ndarray
         if sample.get("process"):
             process = np.full(n, str(sample["process"]), dtype=object)
         elif process_column:
@@ -426,8 +431,8 @@ def _read_sample(
                     shown_mapping=dict(sample["process_map"]),
                 )
             else:
-                row_codes, canon = _canon_values(codes)
-                process = canon[row_codes]
+                row_codes, canon_codes = _canon_values(codes)
+                process = canon_codes[row_codes]
         else:
             process = np.where(labels == 1, "signal", "background").astype(object)
 
@@ -563,34 +568,4 @@ def ingest(
     return df
 
 
-def ingest_to_file(
-    out: str | os.PathLike[str],
-    *,
-    samples: Sequence[Mapping[str, Any]],
-    columns: Mapping[str, str],
-    label: Mapping[str, Any] | None = None,
-    weight: Mapping[str, Any] | None = None,
-    mev_to_gev: Sequence[str] = (),
-    missing_sentinels: Sequence[float] = (),
-    keep_columns: Sequence[str] = (),
-    base_dir: Path | None = None,
-    provenance: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Run :func:`ingest` and write the table atomically; on any error no file is written."""
-    from .io import write_table
-
-    df = ingest(
-        samples=samples,
-        columns=columns,
-        label=label,
-        weight=weight,
-        mev_to_gev=mev_to_gev,
-        missing_sentinels=missing_sentinels,
-        keep_columns=keep_columns,
-        base_dir=base_dir,
-    )
-    write_table(df, out, provenance)
-    return df
-
-
-__all__ = ["detect_format", "expand_paths", "ingest", "ingest_to_file", "read_columns"]
+__all__ = ["detect_format", "expand_paths", "ingest", "read_columns"]

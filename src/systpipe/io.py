@@ -110,4 +110,11 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-__all__ = ["read_provenance", "read_table", "write_bytes", "write_json", "write_table", "write_text"]
+__all__ = [
+    "read_provenance",
+    "read_table",
+    "write_bytes",
+    "write_json",
+    "write_table",
+    "write_text",
+]

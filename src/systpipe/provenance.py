@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
+import json
 import subprocess
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -13,37 +14,34 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import config_hash
-
-# Modules each workflow step imports (directly or through helpers): their source is hashed into
-# the step's params so that Snakemake re-runs a step when code it depends on changes.
-# "module" hashes a whole module; "module:function" only that function's source, so that
-# editing one step's file-level wrapper does not re-run every other step.
-_LOADING = ("pipeline:load_variation_scores",)
-STEP_MODULES: dict[str, tuple[str, ...]] = {
-    "simulate": ("simulate", "features", "io", "pipeline:simulate"),
-    "ingest": ("ingest", "io", "pipeline:ingest", "pipeline:_files_kwargs"),
-    "split": ("split", "io", "pipeline:split"),
-    "train": ("train", "score", "io", "pipeline:train", "pipeline:classifier_spec"),
-    "vary": ("variations", "features", "ingest", "io", "pipeline:vary", "pipeline:_files_kwargs"),
-    "score": ("score", "train", "io", "pipeline:score"),
-    "score_data": ("score", "train", "io", "pipeline:score_data"),
-    "scan": ("scan", "stats", "variations", "io", "pipeline:scan", "pipeline:scan_thresholds", *_LOADING),
-    "table": ("table", "scan", "stats", "io", "pipeline:table", "pipeline_fit:merge_method_rows"),
-    "plots": ("plots", "scan", "stats", "pipeline_plots"),
-    "studies": ("studies", "stats", "pipeline_plots:studies"),
-    "workspace": ("templates", "fit", "scan", "io", "pipeline_fit", *_LOADING),
-    "fit": ("fit", "fit_plots", "plots", "io", "pipeline_fit"),
-    "chi2": ("chi2", "templates", "io", "pipeline_fit", *_LOADING),
-    "toys": ("toys", "fit", "chi2", "templates", "io", "pipeline_fit"),
-    "toys_summary": ("toys", "table", "io", "pipeline_fit"),
-    "methods": ("table", "fit", "chi2", "scan", "templates", "io", "pipeline_fit", *_LOADING),
-}
 
 VERSIONED_PACKAGES = (
-    "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "xgboost-cpu", "xgboost",
-    "skops", "pyhf", "iminuit", "uproot", "matplotlib", "mplhep", "snakemake",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "xgboost",
+    "skops",
+    "pyhf",
+    "iminuit",
+    "uproot",
+    "matplotlib",
+    "mplhep",
+    "snakemake",
 )
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable short hash of a (validated) config, recorded as provenance.
+
+    Example:
+        >>> config_hash({"a": 1}) == config_hash({"a": 1})
+        True
+    """
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def derive_seed(master: int, *names: str) -> int:
@@ -57,27 +55,79 @@ def derive_seed(master: int, *names: str) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
 
-def _source(entry: str) -> bytes:
-    module, _, function = entry.partition(":")
-    path = resources.files("systpipe").joinpath(f"{module}.py")
-    if not path.is_file():
-        return b"<missing>"
-    text = path.read_text(encoding="utf-8")
-    if not function:
-        return text.encode()
-    for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef) and node.name == function:
-            return (ast.get_source_segment(text, node) or "").encode()
-    return b"<missing>"
+def _module_path(module: str) -> Path | None:
+    """Source file of a module inside the systpipe package, or None outside it."""
+    parts = module.split(".")
+    if parts[0] != "systpipe":
+        return None
+    base = Path(str(resources.files("systpipe"))).joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """Modules inside systpipe that ``module`` imports, at module or function level.
+
+    An import of one of the module's own parent packages is not followed: a package's
+    ``__init__`` only gathers its submodules, and following it would make every module of a
+    package depend on all the others.
+    """
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            targets = [prefix] + [f"{prefix}.{a.name}" for a in node.names]
+        for target in targets:
+            while target and _module_path(target) is None:
+                target = target.rpartition(".")[0]
+            if target and not module.startswith(target + ".") and target != module:
+                found.add(target)
+    return found
 
 
 @cache
-def code_fingerprint(step: str) -> str:
-    """Hash of the source of every module (or function) ``step`` uses (``STEP_MODULES``)."""
+def import_closure(module: str) -> tuple[str, ...]:
+    """``module`` and every systpipe module it imports, directly or not (sorted).
+
+    Example:
+        >>> "systpipe.errors" in import_closure("systpipe.config")
+        True
+    """
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        path = _module_path(current)
+        if current in seen or path is None:
+            continue
+        seen.add(current)
+        todo.extend(_imported_modules(current, path) - seen)
+    return tuple(sorted(seen))
+
+
+@cache
+def code_fingerprint(module: str) -> str:
+    """Hash of the source of ``module`` and of its whole import closure inside systpipe.
+
+    A rule passes its step's fingerprint through ``params``, so Snakemake re-runs the step
+    when any code it depends on changes (Snakemake itself only sees the adapter script).
+    """
     digest = hashlib.sha256()
-    for entry in sorted(set(STEP_MODULES[step]) | {"config", "provenance", "errors"}):
-        digest.update(entry.encode())
-        digest.update(_source(entry))
+    for name in import_closure(module):
+        path = _module_path(name)
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path is not None else b"<missing>")
     return digest.hexdigest()[:16]
 
 
@@ -100,26 +150,19 @@ def git_commit(path: str | Path = ".") -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=path, capture_output=True, text=True, check=True,
+            cwd=path,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
 
 
-def file_provenance(config: Mapping[str, Any], step: str, **extra: Any) -> dict[str, Any]:
-    """Provenance stored in every Parquet hand-off (no timestamps: files stay byte-identical)."""
-    return {
-        "config_hash": config_hash(config),
-        "systpipe_version": __version__,
-        "seed": config.get("seed"),
-        "step": step,
-        "code": code_fingerprint(step) if step in STEP_MODULES else None,
-        **extra,
-    }
-
-
-def run_provenance(config: Mapping[str, Any], workdir: str | Path = ".") -> dict[str, Any]:
+def run_provenance(
+    config: Mapping[str, Any], fingerprints: Mapping[str, str], workdir: str | Path = "."
+) -> dict[str, Any]:
     """The run-level record written to ``results/provenance.json``."""
     return {
         "config": dict(config),
@@ -127,8 +170,16 @@ def run_provenance(config: Mapping[str, Any], workdir: str | Path = ".") -> dict
         "seed": config.get("seed"),
         "versions": package_versions(),
         "git_commit": git_commit(workdir),
-        "code_fingerprints": {step: code_fingerprint(step) for step in STEP_MODULES},
+        "code_fingerprints": dict(fingerprints),
     }
 
 
-__all__ = ["code_fingerprint", "derive_seed", "file_provenance", "git_commit", "package_versions", "run_provenance"]
+__all__ = [
+    "code_fingerprint",
+    "config_hash",
+    "derive_seed",
+    "git_commit",
+    "import_closure",
+    "package_versions",
+    "run_provenance",
+]

@@ -1,115 +1,98 @@
-"""One dispatch table for every step, shared by the Snakemake adapter and the CLI."""
+"""Run one registered step from Snakemake or from the command line.
+
+Named inputs, outputs, wildcards and extra params become the step function's keyword
+arguments; names written ``<group>__<key>`` (``score__nominal``) are gathered into one mapping
+``group={key: path}``. The step receives only the config sections its rule declares.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from . import pipeline
+from threadpoolctl import threadpool_limits
+
+from .errors import ConfigError
+from .provenance import config_hash
+from .steps import STEPS, Settings, StepContext
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Job:
-    """What a step needs: named inputs/outputs, wildcards, threads and the validated config."""
-
-    config: Mapping[str, Any]
-    input: Mapping[str, Any] = field(default_factory=dict)
-    output: Mapping[str, Any] = field(default_factory=dict)
-    wildcards: Mapping[str, str] = field(default_factory=dict)
-    threads: int = 1
+#: params of a rule that are not arguments of the step function.
+RESERVED_PARAMS = frozenset({"step", "code", "settings", "seed"})
 
 
-def _prefixed(named: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix):]: v for k, v in named.items() if k.startswith(prefix)}
+def _arguments(named: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in named.items():
+        group, sep, key = name.partition("__")
+        if sep:
+            out.setdefault(group, {})[key] = value
+        else:
+            out[name] = value
+    return out
 
 
-def _train(job: Job) -> None:
-    pipeline.train(
-        job.config, job.wildcards["clf"], train_events=job.input["train"], test_events=job.input["test"],
-        model=job.output["model"], info=job.output["info"], threads=job.threads,
-    )
-
-
-def _score(job: Job) -> None:
-    pipeline.score(
-        job.config, job.wildcards["clf"], job.wildcards["variation"], model=job.input["model"],
-        events=job.input["events"], output=job.output[0] if isinstance(job.output, list) else job.output["scores"],
-        threads=job.threads,
-    )
-
-
-def _scan(job: Job) -> None:
-    pipeline.scan(
-        job.config, job.wildcards["clf"], scores=_prefixed(job.input, "score__"),
-        weights=_prefixed(job.input, "weight__"), output=job.output["scan"],
-    )
-
-
-def _plots(job: Job) -> None:
-    from . import pipeline_plots
-
-    pipeline_plots.plots(job.config, inputs=job.input, outputs=job.output)
-
-
-def _studies(job: Job) -> None:
-    from . import pipeline_plots
-
-    pipeline_plots.studies(job.config, outputs=job.output)
-
-
-def _fit_step(name: str) -> Callable[[Job], None]:
-    def run(job: Job) -> None:
-        from . import pipeline_fit
-
-        getattr(pipeline_fit, name)(job)
-
-    return run
-
-
-STEPS: dict[str, Callable[[Job], None]] = {
-    "simulate": lambda job: pipeline.simulate(job.config, events=job.output["events"]),
-    "ingest": lambda job: pipeline.ingest(job.config, events=job.output["events"]),
-    "split": lambda job: pipeline.split(
-        job.config, events=job.input["events"], train=job.output["train"], test=job.output["test"]
-    ),
-    "train": _train,
-    "vary": lambda job: pipeline.vary(
-        job.config, job.wildcards["variation"], test_events=job.input["test"], output=job.output["variation"]
-    ),
-    "score": _score,
-    "score_data": lambda job: pipeline.score_data(
-        job.config, job.wildcards["clf"], model=job.input["model"], events=job.input["events"],
-        output=job.output["scores"], threads=job.threads,
-    ),
-    "scan": _scan,
-    "table": lambda job: pipeline.table(
-        job.config, scans=_prefixed(job.input, "scan__"), infos=_prefixed(job.input, "info__"),
-        prefix=str(job.output["parquet"]).removesuffix(".parquet"), methods=_prefixed(job.input, "methods__"),
-        classifiers_prefix=str(job.output["classifiers"]).removesuffix(".parquet") if "classifiers" in job.output else None,
-    ),
-    "plots": _plots,
-    "studies": _studies,
-    "provenance": lambda job: pipeline.provenance(job.config, output=job.output["provenance"]),
-    "workspace": _fit_step("workspace"),
-    "fit": _fit_step("fit"),
-    "chi2": _fit_step("chi2"),
-    "toys": _fit_step("toys"),
-    "toys_summary": _fit_step("toys_summary"),
-    "methods": _fit_step("method_rows"),
-}
-
-
-def run(step: str, job: Job) -> None:
-    """Run ``step`` with pipeline-wide thread limits in place."""
+def step_arguments(step: str, **named: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``step`` from named inputs/outputs/wildcards/params (merged in
+    that order); a name the step does not take, or a required one missing, is an error naming
+    both the step and the name."""
     if step not in STEPS:
-        raise KeyError(f"unknown step {step!r}; known steps: {sorted(STEPS)}")
-    with pipeline.limit_threads(job.threads):
-        STEPS[step](job)
+        raise ConfigError(f"unknown step {step!r}; known steps: {sorted(STEPS)}")
+    kwargs: dict[str, Any] = {}
+    for what, items in named.items():
+        for key, value in _arguments(items).items():
+            if key in kwargs:
+                raise ConfigError(
+                    f"step {step!r}: {what} {key!r} is also given as an input, output or wildcard"
+                )
+            kwargs[key] = value
+    sig = inspect.signature(STEPS[step].function)
+    params = list(sig.parameters.values())[1:]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    accepted = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown and not takes_any:
+        raise ConfigError(f"step {step!r} does not take {unknown}; it takes {sorted(accepted)}")
+    missing = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind is p.KEYWORD_ONLY
+        and p.name not in kwargs
+    ]
+    if missing:
+        raise ConfigError(
+            f"step {step!r} needs {missing} (named inputs, outputs or wildcards), which were not given"
+        )
+    return kwargs
+
+
+def run(
+    step: str,
+    *,
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any] | None = None,
+    threads: int = 1,
+    seed: int | None = None,
+    **named: Mapping[str, Any],
+) -> None:
+    """Run ``step`` with its settings (default: the sections its registration declares, taken
+    from ``config``), OpenMP/BLAS limited to ``threads``."""
+    kwargs = step_arguments(step, **named)
+    entry = STEPS[step]
+    ctx = StepContext(
+        step=step,
+        settings=Settings(entry.settings_from(config) if settings is None else settings, step=step),
+        threads=int(threads),
+        seed_value=seed if seed is not None else (config.get("seed") if entry.seeded else None),
+        config_hash=config_hash(config),
+    )
+    with threadpool_limits(limits=max(int(threads), 1)):
+        entry.function(ctx, **kwargs)
 
 
 def configure_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
@@ -122,7 +105,9 @@ def configure_logging(log_file: str | None = None, level: int = logging.INFO) ->
     else:
         handlers.append(logging.StreamHandler(sys.stderr))
     logging.basicConfig(
-        level=level, handlers=handlers, force=True,
+        level=level,
+        handlers=handlers,
+        force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -132,19 +117,30 @@ def run_snakemake_job(smk: Any) -> None:
     configure_logging(str(smk.log[0]) if smk.log else None)
     from .config import validate_config
 
-    job = Job(
-        config=validate_config(smk.config),
-        input=dict(smk.input.items()),
-        output=dict(smk.output.items()),
-        wildcards={
-            **dict(smk.wildcards.items()),
-            **{k: getattr(smk.params, k) for k in ("clf", "variation") if hasattr(smk.params, k)},
-        },
-        threads=int(smk.threads),
+    params = dict(smk.params.items())
+    step = params["step"]
+    extra = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
+    log.info(
+        "step %s, wildcards %s, threads %d",
+        step,
+        dict(smk.wildcards.items()) | extra,
+        int(smk.threads),
     )
-    log.info("step %s, wildcards %s, threads %d", smk.params.step, dict(job.wildcards), job.threads)
     try:
-        run(smk.params.step, job)
+        run(
+            step,
+            config=validate_config(smk.config),
+            settings=params.get("settings"),
+            threads=int(smk.threads),
+            seed=params.get("seed"),
+            input=dict(smk.input.items()),
+            output=dict(smk.output.items()),
+            wildcards=dict(smk.wildcards.items()),
+            params=extra,
+        )
     except Exception:
-        log.exception("step %s failed", smk.params.step)
+        log.exception("step %s failed", step)
         raise
+
+
+__all__ = ["configure_logging", "run", "run_snakemake_job", "step_arguments"]

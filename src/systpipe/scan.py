@@ -14,13 +14,11 @@ from numpy.typing import ArrayLike
 
 from . import stats
 from .errors import ConfigError, DataContractError, SystpipeError
-from .variations import NOMINAL, variation_names
+from .systematics import KINDS, NOMINAL, Systematic, all_variations, columns, parse_systematics
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("label", "weight", "score")
-SYSTEMATIC_TYPES = ("norm", "scale", "smear", "weight", "sample")
-WORKING_POINTS = ("max_ams", "min_dmu_tot")
 MAX_THRESHOLDS = 10_000_000
 # Yields at or below this fraction of the total |signal weight| count as zero for validity
 # (cancellations between negative and positive weights leave rounding residue, not signal).
@@ -207,7 +205,7 @@ def _event_arrays(frame: pd.DataFrame, variation: str) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------- the scan
 
 
-def _check_systematics(systematics: Sequence[Mapping[str, Any]]) -> None:
+def _check_systematics(systematics: Sequence[Mapping[str, Any]]) -> list[Systematic]:
     seen: set[str] = set()
     for i, syst in enumerate(systematics):
         name = syst.get("name") if isinstance(syst, Mapping) else None
@@ -217,17 +215,18 @@ def _check_systematics(systematics: Sequence[Mapping[str, Any]]) -> None:
             raise ConfigError(f"systematics[{i}]: duplicate name {name!r}")
         seen.add(name)
         kind = syst.get("type")
-        if kind not in SYSTEMATIC_TYPES:
+        if kind not in KINDS:
             raise ConfigError(
-                f"systematics[{i}] ({name!r}): 'type' must be one of {list(SYSTEMATIC_TYPES)}, got {kind!r}"
+                f"systematics[{i}] ({name!r}): 'type' must be one of {list(KINDS)}, got {kind!r}"
             )
-        if kind == "norm":
+        if KINDS[kind].linearisable:
             delta = syst.get("delta")
             if not isinstance(delta, int | float) or not math.isfinite(delta) or delta <= 0:
                 raise ConfigError(
-                    f"systematics[{i}] ({name!r}): 'delta' must be a positive number for a norm "
+                    f"systematics[{i}] ({name!r}): 'delta' must be a positive number for a {kind} "
                     f"systematic, got {delta!r}"
                 )
+    return parse_systematics(systematics)
 
 
 def _check_variations(scores: Mapping[str, pd.DataFrame], names: Sequence[str]) -> None:
@@ -253,7 +252,7 @@ def scan_scores(
     min_signal: float = 0.0,
     min_background: float = 0.0,
 ) -> pd.DataFrame:
-    """Scan ``score > t`` over the thresholds for every variation (SPEC section 5).
+    """Scan ``score > t`` over the thresholds for every variation (docs/scan.md).
 
     Args:
         scores: variation name ("nominal", "<k>_up", "<k>_down") -> frame with label, weight,
@@ -268,11 +267,11 @@ def scan_scores(
     Returns:
         One row per threshold; columns threshold, S_<v>, B_<v>, n, mu_<v>, ams, ams_higgsml,
         sigma_b, z_asimov, dmu_stat, d_up_<k>, d_down_<k>, dmu_<k>, dmu_syst, dmu_tot,
-        dmu_lin_<k> (norm systematics), dmu_lin, valid. Divisions by a zero S give +inf,
+        dmu_lin_<k> (linearisable systematics), dmu_lin, valid. Divisions by a zero S give +inf,
         never NaN; significances are 0 where S or B is 0.
     """
     thr = _threshold_array(thresholds)
-    _check_systematics(systematics)
+    systs = _check_systematics(systematics)
     _check_column_names(systematics)
     stats.symmetrise(0.0, 0.0, symmetrise)  # validates the mode before any work
     for key, val in (
@@ -282,37 +281,39 @@ def scan_scores(
     ):
         if not isinstance(val, int | float) or not math.isfinite(val) or val < 0:
             raise ConfigError(f"scan.{key} must be a finite number >= 0, got {val!r}")
-    names = variation_names(systematics)
+    variations = all_variations(systs)
+    names = [v.name for v in variations]
     _check_variations(scores, names)
 
     t_sorted, inverse = _sort_thresholds(thr)
     n_thr = thr.size
     yields: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    # Weight-only variations share the nominal scores: reuse their bin index (the search is
+    # Weight-only variations share the nominal scores: they reuse its bin index (the search is
     # the expensive part; the bincount per variation is cheap).
-    cache: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    nominal_index: np.ndarray | None = None
+    n_searches = 0
     tiny = 0.0
-    for var in names:
+    for variation in variations:
+        var = variation.name
         score, label, weight = _event_arrays(scores[var], var)
-        index = None
-        for c_score, c_label, c_index in cache:
-            if np.array_equal(c_score, score) and np.array_equal(c_label, label):
-                index = c_index
-                break
-        if index is None:
+        if variation.changes_features or nominal_index is None:
             index = _bin_index(score, label, t_sorted)
-            cache.append((score, label, index))
+            n_searches += 1
+            if variation.is_nominal:
+                nominal_index = index
+        else:
+            index = nominal_index
         s_sorted, b_sorted = _selected_sums(index, weight, n_thr)
         yields[var] = (s_sorted[inverse], b_sorted[inverse])
         if var == NOMINAL:
             tiny = _TINY_FRACTION * float(np.abs(weight[label == 1]).sum())
-    log.debug("scan: %d variations, %d distinct score sets", len(names), len(cache))
+    log.debug("scan: %d variations, %d score searches", len(names), n_searches)
 
     s0, b0 = yields[NOMINAL]
     n = s0 + b0
     cols: dict[str, np.ndarray] = {"threshold": thr}
     for var in names:
-        cols[f"S_{var}"], cols[f"B_{var}"] = yields[var]
+        cols[columns.s(var)], cols[columns.b(var)] = yields[var]
     cols["n"] = n
     with np.errstate(over="ignore"):
         mus = {
@@ -320,11 +321,11 @@ def scan_scores(
             for var in names[1:]
         }
         for var in names[1:]:
-            cols[f"mu_{var}"] = mus[var]
+            cols[columns.mu(var)] = mus[var]
         # Background uncertainty for Z_asimov: mean |shift| of B per systematic, in quadrature.
         half_shift_sq = np.zeros(n_thr)
-        for syst in systematics:
-            b_up, b_dn = yields[f"{syst['name']}_up"][1], yields[f"{syst['name']}_down"][1]
+        for syst in systs:
+            b_up, b_dn = yields[syst.up.name][1], yields[syst.down.name][1]
             half_shift_sq += (0.5 * (np.abs(b_up - b0) + np.abs(b_dn - b0))) ** 2
         sigma_b = np.sqrt(half_shift_sq)
         cols["ams"] = np.asarray(stats.ams(s0, b0), dtype=np.float64)
@@ -334,24 +335,27 @@ def scan_scores(
         dmu_stat = np.asarray(stats.sigma_mu_stat(s0, b0), dtype=np.float64)
         cols["dmu_stat"] = dmu_stat
         syst_sq = np.zeros(n_thr)
-        for syst in systematics:
-            k = syst["name"]
-            d_up, d_down = mus[f"{k}_up"] - 1.0, mus[f"{k}_down"] - 1.0
+        for syst in systs:
+            d_up, d_down = mus[syst.up.name] - 1.0, mus[syst.down.name] - 1.0
             dmu_k = np.asarray(stats.symmetrise(d_up, d_down, symmetrise), dtype=np.float64)
-            cols[f"d_up_{k}"], cols[f"d_down_{k}"], cols[f"dmu_{k}"] = d_up, d_down, dmu_k
+            cols[columns.d_up(syst)], cols[columns.d_down(syst)], cols[columns.dmu(syst)] = (
+                d_up,
+                d_down,
+                dmu_k,
+            )
             syst_sq = syst_sq + dmu_k**2
         cols["dmu_syst"] = np.sqrt(syst_sq)
         cols["dmu_tot"] = np.sqrt(dmu_stat**2 + syst_sq)
         lin_sq = dmu_stat**2
-        for syst in systematics:
-            if syst["type"] != "norm":
+        for syst in systs:
+            if not syst.linearisable:
                 continue
-            k, delta = syst["name"], float(syst["delta"])
-            (s_up, b_up), (s_dn, b_dn) = yields[f"{k}_up"], yields[f"{k}_down"]
+            delta = float(syst["delta"])
+            (s_up, b_up), (s_dn, b_dn) = yields[syst.up.name], yields[syst.down.name]
             # The yields each norm systematic scales, read off the scan itself.
             s_k, b_k = (s_up - s_dn) / (2.0 * delta), (b_up - b_dn) / (2.0 * delta)
             lin_k = np.asarray(stats.dmu_linear_terms(s0, b0, s_k, b_k, delta), dtype=np.float64)
-            cols[f"dmu_lin_{k}"] = lin_k
+            cols[columns.dmu_lin(syst)] = lin_k
             lin_sq = lin_sq + lin_k**2
         cols["dmu_lin"] = np.sqrt(lin_sq)
 
@@ -387,57 +391,9 @@ def _check_column_names(systematics: Sequence[Mapping[str, Any]]) -> None:
             )
 
 
-# --------------------------------------------------------------------------- working points
-
-
-def _best(key: np.ndarray, valid: np.ndarray, thr: np.ndarray) -> int:
-    """Position of the smallest key among valid rows; ties go to the lowest threshold."""
-    cand = np.flatnonzero(valid & ~np.isnan(key))
-    cand = cand[key[cand] == key[cand].min()]
-    return int(cand[np.argmin(thr[cand])])
-
-
-def working_points(scan_df: pd.DataFrame) -> dict[str, int]:
-    """Row positions (for ``.iloc``) of the max-AMS and min-dmu_tot thresholds among valid rows.
-
-    Ties go to the lowest threshold.
-
-    Example:
-        >>> df = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "ams": [1.0, 2.0, 2.0],
-        ...                    "dmu_tot": [0.5, 0.4, 0.6], "valid": [True, True, True]})
-        >>> working_points(df)
-        {'max_ams': 1, 'min_dmu_tot': 1}
-    """
-    required = ("threshold", "ams", "dmu_tot", "valid")
-    missing = [c for c in required if c not in scan_df.columns]
-    if missing:
-        raise DataContractError(
-            f"scan table: missing column(s) {missing}; columns present: {list(scan_df.columns)}"
-        )
-    valid = scan_df["valid"].to_numpy(dtype=bool)
-    amsv = scan_df["ams"].to_numpy(dtype=np.float64)
-    dmu = scan_df["dmu_tot"].to_numpy(dtype=np.float64)
-    thr = scan_df["threshold"].to_numpy(dtype=np.float64)
-    if not (valid & ~np.isnan(amsv) & ~np.isnan(dmu)).any():
-        cuts = ", ".join(
-            f"scan.{k}={scan_df.attrs[k]}"
-            for k in ("min_signal", "min_background")
-            if k in scan_df.attrs
-        )
-        raise SystpipeError(
-            "no valid threshold in the scan: every row fails S_nominal >= scan.min_signal, "
-            "B_nominal >= scan.min_background or S > 0 in some variation"
-            + (f" ({cuts})" if cuts else "")
-            + "; lower scan.min_signal / scan.min_background or widen scan.thresholds"
-        )
-    return {"max_ams": _best(-amsv, valid, thr), "min_dmu_tot": _best(dmu, valid, thr)}
-
-
 __all__ = [
-    "WORKING_POINTS",
     "cumulative_yields",
     "default_thresholds",
     "quantile_thresholds",
     "scan_scores",
-    "working_points",
 ]

@@ -1,4 +1,7 @@
-"""Counting-experiment studies of reference notebook 002, part 1: how sigma_mu scales."""
+"""Counting-experiment studies: how the statistical sigma_mu scales, linear error propagation.
+
+The studies and their expected numbers are described in docs/statistics.md.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,15 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from .errors import ConfigError
 from .io import write_json, write_text
-from .plots import add_label, figure_style, new_figure, save_figure
+from .plots.style import add_label, figure_style, new_figure, save_figure
 from .stats import dmu_linear, dmu_linear_terms, sigma_mu_fraction, sigma_mu_stat
 
 log = logging.getLogger(__name__)
@@ -30,8 +34,8 @@ class YieldCase(NamedTuple):
     b: float
 
 
-# Notebook 002, question 5: its worked example, the three "what is better?" cases and the
-# dmu_printer example (n = 10,000, alpha = 1, f_S = 0.1).
+# Linear propagation: the worked example, the three "what is better?" cases and the
+# dmu_printer example (n = 10,000, alpha = 1, f_S = 0.1); see docs/statistics.md.
 LINEAR_CASES: tuple[YieldCase, ...] = (
     YieldCase("notebook example S=100, B=2500", 100.0, 2500.0),
     YieldCase("n=10,000 with 200 signal", 200.0, 9800.0),
@@ -40,7 +44,7 @@ LINEAR_CASES: tuple[YieldCase, ...] = (
     YieldCase("dmu_printer n=10,000, alpha=1, f_S=0.1", 1000.0, 9000.0),
 )
 
-# Notebook 002, question 3: sigma_mu for three (S, n) configurations.
+# sigma_mu for three (S, n) configurations (docs/statistics.md).
 SIGMA_CASES: tuple[YieldCase, ...] = (
     YieldCase("S=100, n=10,000", 100.0, 9900.0),
     YieldCase("S=1,000, n=10,000", 1000.0, 9000.0),
@@ -134,7 +138,7 @@ def linear_propagation_table(
     d_eps_b: float = 0.02,
     d_lumi: float = 0.01,
 ) -> pd.DataFrame:
-    """Linear error propagation (the notebook's functor) per case, with its four terms.
+    """Linear error propagation (the linear-propagation functor) per case, with its four terms.
 
     Columns: case, S, B, n, f_S, dmu_stat, dmu_sig, dmu_bkg, dmu_lumi, dmu_lin (the quadrature
     sum of the four terms, from :func:`systpipe.stats.dmu_linear`).
@@ -219,6 +223,71 @@ def _positive(x: float | Sequence[float] | np.ndarray, name: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------- figures
 
+_SIGMA_MU_LABEL = r"Statistical uncertainty $\sigma_\mu$ (absolute)"
+
+
+def _loglog(ax: Axes) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+
+
+def _sigma_mu_panel(
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    label: str,
+    *,
+    xlim: tuple[float, float],
+    xlabel: str,
+    target: float | None,
+    target_label: str,
+    x_target: float | None = None,
+    log: bool = True,
+    power_law: tuple[np.ndarray, str] | None = None,
+    ylim: tuple[float, float] | None = None,
+    top_factor: float | None = None,
+    legend_loc: Literal["upper right", "lower left"] = "upper right",
+) -> None:
+    """One sigma_mu curve on ``ax`` (log-log unless ``log`` is False) with its target guides.
+
+    Args:
+        ax: the axes to draw on.
+        x, y: the curve; ``label`` its legend entry.
+        xlim, xlabel: x range and label (the y label is the same in every study).
+        target: sigma_mu of the grey dashed horizontal guide; None draws no guide.
+        target_label: legend entry of the guides; it goes on the vertical guide at
+            ``x_target`` if that is given, else on the horizontal one.
+        x_target: x at which the curve reaches ``target`` (vertical guide), or None.
+        log: log-log axes.
+        power_law: (values over x, label) of a reference power law, drawn dotted; the axes
+            then turn log-log before it is drawn (otherwise after the guides).
+        ylim: explicit y range; ``top_factor`` instead stretches the autoscaled top.
+        legend_loc: legend position.
+
+    The calls run in the order the studies' figures have always been drawn in, so that the
+    written files stay byte-identical.
+    """
+    ax.plot(x, y, color="#3f90da", lw=2.5, label=label)
+    if power_law is not None:
+        _loglog(ax)
+        ax.plot(x, power_law[0], color="black", ls=":", lw=1.5, label=power_law[1])
+    if target is not None:
+        hline_label: dict[str, Any] = {"label": target_label} if x_target is None else {}
+        ax.axhline(target, color="grey", lw=1, ls="--", **hline_label)
+        if x_target is not None:
+            ax.axvline(x_target, color="grey", lw=1, ls="--", label=target_label)
+    if log and power_law is None:
+        _loglog(ax)
+    ax.set_xlim(*xlim)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    elif top_factor is not None:
+        ymin, ymax = ax.get_ylim()
+        ax.set_ylim(ymin, ymax * top_factor)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_SIGMA_MU_LABEL)
+    ax.legend(loc=legend_loc)
+
 
 def plot_sigma_mu_vs_alpha(
     out: str | os.PathLike[str],
@@ -235,43 +304,29 @@ def plot_sigma_mu_vs_alpha(
     y_log = sigma_mu_vs_alpha(a_log, s=s, b=b)
     slope = loglog_slope(a_log, y_log)
     a_target = alpha_for_target(target, s=s, b=b)
+    label = rf"$\sigma_\mu$, S = {s:g}$\alpha$, B = {b:g}$\alpha$"
+    common: dict[str, Any] = {
+        "xlim": (lo, hi),
+        "xlabel": r"Luminosity scale $\alpha$ (S = $\alpha S_0$, B = $\alpha B_0$)",
+        "target": target if lo <= a_target <= hi else None,
+        "target_label": rf"$\sigma_\mu$ = {target:g} at $\alpha$ = {a_target:.4g}",
+        "x_target": a_target,
+    }
+    power_law = (
+        float(sigma_mu_stat(s, b)) * a_log**-0.5,
+        rf"$\sigma_\mu(1)\,\alpha^{{-1/2}}$ (fitted slope {slope:.3f})",
+    )
     with figure_style():
         fig, axes = new_figure(1, 2, figsize=(14.0, 6.0))
-        for ax, alpha, log in ((axes[0, 0], a_lin, False), (axes[0, 1], a_log, True)):
-            ax.plot(
-                alpha,
-                sigma_mu_vs_alpha(alpha, s=s, b=b),
-                color="#3f90da",
-                lw=2.5,
-                label=rf"$\sigma_\mu$, S = {s:g}$\alpha$, B = {b:g}$\alpha$",
-            )
-            if log:
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.plot(
-                    alpha,
-                    float(sigma_mu_stat(s, b)) * alpha**-0.5,
-                    color="black",
-                    ls=":",
-                    lw=1.5,
-                    label=rf"$\sigma_\mu(1)\,\alpha^{{-1/2}}$ (fitted slope {slope:.3f})",
-                )
-            if lo <= a_target <= hi:
-                ax.axhline(target, color="grey", lw=1, ls="--")
-                ax.axvline(
-                    a_target,
-                    color="grey",
-                    lw=1,
-                    ls="--",
-                    label=rf"$\sigma_\mu$ = {target:g} at $\alpha$ = {a_target:.4g}",
-                )
-            ax.set_xlim(lo, hi)
-            ax.set_xlabel(r"Luminosity scale $\alpha$ (S = $\alpha S_0$, B = $\alpha B_0$)")
-            ax.set_ylabel(r"Statistical uncertainty $\sigma_\mu$ (absolute)")
-            ax.legend(loc="lower left" if log else "upper right")
-        axes[0, 0].set_ylim(0, axes[0, 0].get_ylim()[1] * 1.15)
-        add_label(axes[0, 0])
-        add_label(axes[0, 1], RLABEL)
+        lin_ax, log_ax = axes[0, 0], axes[0, 1]
+        y_lin = sigma_mu_vs_alpha(a_lin, s=s, b=b)
+        _sigma_mu_panel(lin_ax, a_lin, y_lin, label, log=False, **common)
+        _sigma_mu_panel(
+            log_ax, a_log, y_log, label, power_law=power_law, legend_loc="lower left", **common
+        )
+        lin_ax.set_ylim(0, lin_ax.get_ylim()[1] * 1.15)
+        add_label(lin_ax)
+        add_label(log_ax, RLABEL)
         return save_figure(fig, out)
 
 
@@ -289,30 +344,18 @@ def plot_sigma_mu_vs_fraction(
     with figure_style():
         fig, axes = new_figure(figsize=(8.5, 6.5))
         ax = axes[0, 0]
-        ax.plot(
+        _sigma_mu_panel(
+            ax,
             f,
             y,
-            color="#3f90da",
-            lw=2.5,
-            label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, n = {n:,.0f} "
-            f"(slope {loglog_slope(f, y):.3f})",
+            rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, n = {n:,.0f} (slope {loglog_slope(f, y):.3f})",
+            xlim=f_range,
+            xlabel=r"Signal fraction $f_S = S/n$",
+            target=target,
+            target_label=rf"$\sigma_\mu$ = {target:g} at $f_S$ = {f_target:.3g}",
+            x_target=f_target,
+            top_factor=5.0,
         )
-        ax.axhline(target, color="grey", lw=1, ls="--")
-        ax.axvline(
-            f_target,
-            color="grey",
-            lw=1,
-            ls="--",
-            label=rf"$\sigma_\mu$ = {target:g} at $f_S$ = {f_target:.3g}",
-        )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(*f_range)
-        ymin, ymax = ax.get_ylim()
-        ax.set_ylim(ymin, ymax * 5.0)
-        ax.set_xlabel(r"Signal fraction $f_S = S/n$")
-        ax.set_ylabel(r"Statistical uncertainty $\sigma_\mu$ (absolute)")
-        ax.legend(loc="upper right")
         add_label(ax, RLABEL)
         return save_figure(fig, out)
 
@@ -331,28 +374,17 @@ def plot_sigma_mu_vs_n(
     with figure_style():
         fig, axes = new_figure(figsize=(8.5, 6.5))
         ax = axes[0, 0]
-        ax.plot(
+        _sigma_mu_panel(
+            ax,
             n,
             y,
-            color="#3f90da",
-            lw=2.5,
-            label=rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, $f_S$ = {f_s:g} "
-            f"(slope {loglog_slope(n, y):.3f})",
+            rf"$\sigma_\mu = 1/(f_S\,n^{{1/2}})$, $f_S$ = {f_s:g} (slope {loglog_slope(n, y):.3f})",
+            xlim=n_range,
+            xlabel="Total number of events $n$",
+            target=target,
+            target_label=rf"$\sigma_\mu$ = {target:g} at n = {n_target:,.0f}",
+            ylim=(min(float(y.min()), target) * 0.5, float(y.max()) * 4.0),
         )
-        ax.axhline(
-            target,
-            color="grey",
-            lw=1,
-            ls="--",
-            label=rf"$\sigma_\mu$ = {target:g} at n = {n_target:,.0f}",
-        )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(*n_range)
-        ax.set_ylim(min(float(y.min()), target) * 0.5, float(y.max()) * 4.0)
-        ax.set_xlabel("Total number of events $n$")
-        ax.set_ylabel(r"Statistical uncertainty $\sigma_\mu$ (absolute)")
-        ax.legend(loc="upper right")
         add_label(ax, RLABEL)
         return save_figure(fig, out)
 
@@ -367,11 +399,11 @@ def run_studies(
     d_eps_b: float = 0.02,
     d_lumi: float = 0.01,
 ) -> list[Path]:
-    """Write every part-1 study of notebook 002 into ``out_dir`` and return the paths.
+    """Write every counting-experiment study into ``out_dir`` and return the paths.
 
     Figures sigma_mu_vs_alpha, sigma_mu_vs_fraction, sigma_mu_vs_n (PNG + PDF); tables
     linear_propagation and sigma_mu_configurations (CSV + Markdown); studies_summary.json
-    with the fitted power-law slopes and the targets the notebook asks about.
+    with the fitted power-law slopes and the target values (docs/statistics.md).
     """
     out = Path(out_dir)
     paths: list[Path] = []

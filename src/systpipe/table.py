@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,16 +14,74 @@ import pandas as pd
 from .errors import DataContractError, SystpipeError
 from .io import write_table as write_parquet
 from .io import write_text
-from .scan import WORKING_POINTS, working_points
+from .systematics import columns
+
+if TYPE_CHECKING:
+    from .stat.methods import MethodResult
 
 log = logging.getLogger(__name__)
 
 METHOD = "shift"
+#: The cut-and-count working points of the scan, and the table's row order.
+WORKING_POINTS = ("max_ams", "min_dmu_tot")
+WORKING_POINT_ORDER = ("max_ams", "min_dmu_tot", "profile_optimum")
+METHOD_ORDER = ("shift", "linear", "profile", "chi2")
 TABLE_SUFFIXES = (".parquet", ".csv", ".md", ".tex")
 _MODEL_KEYS = {"AUC": "auc"}
 #: Columns of the classifier summary table (wall-clock numbers live here, not in the
 #: uncertainty table, so that the uncertainty table is byte-identical run to run).
-CLASSIFIER_COLUMNS = ("classifier", "type", "AUC", "AUC_unweighted", "train_time_s", "n_train", "threads")
+CLASSIFIER_COLUMNS = (
+    "classifier",
+    "type",
+    "AUC",
+    "AUC_unweighted",
+    "train_time_s",
+    "n_train",
+    "threads",
+)
+
+
+def _best(key: np.ndarray, valid: np.ndarray, thr: np.ndarray) -> int:
+    """Position of the smallest key among valid rows; ties go to the lowest threshold."""
+    cand = np.flatnonzero(valid & ~np.isnan(key))
+    cand = cand[key[cand] == key[cand].min()]
+    return int(cand[np.argmin(thr[cand])])
+
+
+def working_points(scan_df: pd.DataFrame) -> dict[str, int]:
+    """Row positions (for ``.iloc``) of the max-AMS and min-dmu_tot thresholds among valid rows.
+
+    Ties go to the lowest threshold.
+
+    Example:
+        >>> df = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "ams": [1.0, 2.0, 2.0],
+        ...                    "dmu_tot": [0.5, 0.4, 0.6], "valid": [True, True, True]})
+        >>> working_points(df)
+        {'max_ams': 1, 'min_dmu_tot': 1}
+    """
+    required = ("threshold", "ams", "dmu_tot", "valid")
+    missing = [c for c in required if c not in scan_df.columns]
+    if missing:
+        raise DataContractError(
+            f"scan table: missing column(s) {missing}; columns present: {list(scan_df.columns)}"
+        )
+    valid = scan_df["valid"].to_numpy(dtype=bool)
+    amsv = scan_df["ams"].to_numpy(dtype=np.float64)
+    dmu = scan_df["dmu_tot"].to_numpy(dtype=np.float64)
+    thr = scan_df["threshold"].to_numpy(dtype=np.float64)
+    if not (valid & ~np.isnan(amsv) & ~np.isnan(dmu)).any():
+        cuts = ", ".join(
+            f"scan.{k}={scan_df.attrs[k]}"
+            for k in ("min_signal", "min_background")
+            if k in scan_df.attrs
+        )
+        raise SystpipeError(
+            "no valid threshold in the scan: every row fails S_nominal >= scan.min_signal, "
+            "B_nominal >= scan.min_background or S > 0 in some variation"
+            + (f" ({cuts})" if cuts else "")
+            + "; lower scan.min_signal / scan.min_background or widen scan.thresholds"
+        )
+    return {"max_ams": _best(-amsv, valid, thr), "min_dmu_tot": _best(dmu, valid, thr)}
 
 
 def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -37,8 +95,8 @@ def table_columns(systematics: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         "classifier", "working_point", "method", "threshold", "S", "B", "AMS", "Z_asimov",
         "dmu_stat",
-        *(f"dmu_{k}" for k in names),
-        *(c for k in names for c in (f"d_up_{k}", f"d_down_{k}")),
+        *(columns.dmu(k) for k in names),
+        *(c for k in names for c in (columns.d_up(k), columns.d_down(k))),
         "dmu_syst_tot", "dmu_tot", "dmu_lin", "AUC",
     ]  # fmt: skip
 
@@ -75,7 +133,7 @@ def build_table(
     """
     if not scans:
         raise DataContractError("build_table: no scan tables given")
-    columns = table_columns(systematics)
+    header = table_columns(systematics)
     names = [s["name"] for s in systematics]
     rows: list[dict[str, Any]] = []
     for clf, scan in scans.items():
@@ -90,7 +148,7 @@ def build_table(
             "dmu_tot",
             "dmu_lin",
         ]
-        needed += [f"{p}{k}" for k in names for p in ("dmu_", "d_up_", "d_down_")]
+        needed += [c for k in names for c in (columns.dmu(k), columns.d_up(k), columns.d_down(k))]
         missing = [c for c in needed if c not in scan.columns]
         if missing:
             raise DataContractError(f"scan of {clf!r}: missing column(s) {missing}")
@@ -108,13 +166,12 @@ def build_table(
                 "dmu_syst_tot": r["dmu_syst"], "dmu_tot": r["dmu_tot"], "dmu_lin": r["dmu_lin"],
             }  # fmt: skip
             for k in names:
-                row[f"dmu_{k}"] = r[f"dmu_{k}"]
-                row[f"d_up_{k}"] = r[f"d_up_{k}"]
-                row[f"d_down_{k}"] = r[f"d_down_{k}"]
+                for col in (columns.dmu(k), columns.d_up(k), columns.d_down(k)):
+                    row[col] = r[col]
             row.update(info)
             rows.append(row)
-    out = pd.DataFrame(rows, columns=columns)
-    float_cols = columns[3:]
+    out = pd.DataFrame(rows, columns=header)
+    float_cols = header[3:]
     out[float_cols] = out[float_cols].astype(np.float64)
     log.info(
         "uncertainty table: %d classifiers x %d working points", len(scans), len(WORKING_POINTS)
@@ -136,12 +193,86 @@ def classifier_table(model_info: Mapping[str, Mapping[str, Any]]) -> pd.DataFram
     keys = {"type": "type", "AUC": "auc", "AUC_unweighted": "auc_unweighted",
             "train_time_s": "train_time_s", "n_train": "n_train", "threads": "threads"}  # fmt: skip
     rows = [
-        {"classifier": clf, **{col: _model_value(model_info, clf, key) if col not in ("type",)
-                               else str(model_info[clf].get(key, clf)) for col, key in keys.items()}}
+        {
+            "classifier": clf,
+            **{
+                col: _model_value(model_info, clf, key)
+                if col not in ("type",)
+                else str(model_info[clf].get(key, clf))
+                for col, key in keys.items()
+            },
+        }
         for clf in model_info
     ]
     out = pd.DataFrame(rows, columns=list(CLASSIFIER_COLUMNS))
     return out.astype({"n_train": "int64", "threads": "int64"})
+
+
+# --------------------------------------------------------------------------- method rows
+
+
+def row_base(
+    *, classifier: str, working_point: str, scan_row: pd.Series, n_bins: int
+) -> dict[str, Any]:
+    """The columns of a method row that describe its working point (from the scan row)."""
+    return {
+        "classifier": classifier, "working_point": working_point, "threshold": float(scan_row["threshold"]),
+        "S": float(scan_row["S_nominal"]), "B": float(scan_row["B_nominal"]), "AMS": float(scan_row["ams"]),
+        "Z_asimov": float(scan_row["z_asimov"]), "dmu_lin": float(scan_row["dmu_lin"]), "n_bins": n_bins,
+    }  # fmt: skip
+
+
+def method_row(
+    result: MethodResult,
+    *,
+    classifier: str,
+    working_point: str,
+    scan_row: pd.Series,
+    n_bins: int,
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """One row of the method comparison: the working point's cut-and-count numbers from the
+    scan row and the method's interval breakdown (:func:`systpipe.stat.methods.table_columns_of`)."""
+    from .stat.methods import table_columns_of
+
+    base = row_base(
+        classifier=classifier, working_point=working_point, scan_row=scan_row, n_bins=n_bins
+    )
+    return {**base, "method": result.method, **table_columns_of(result, names)}
+
+
+def shift_row_columns(scan_row: pd.Series, names: Sequence[str]) -> dict[str, float]:
+    """The shift method's columns read off a scan row (the vectorised scan computes them)."""
+    out = {
+        "mu_hat": 1.0, "dmu_stat": float(scan_row["dmu_stat"]), "dmu_syst_tot": float(scan_row["dmu_syst"]),
+        "dmu_tot": float(scan_row["dmu_tot"]), "dmu_mcstat": 0.0,
+    }  # fmt: skip
+    out |= {columns.dmu(k): float(scan_row[columns.dmu(k)]) for k in names}
+    out |= {columns.d_up(k): float(scan_row[columns.d_up(k)]) for k in names}
+    out |= {columns.d_down(k): float(scan_row[columns.d_down(k)]) for k in names}
+    return out
+
+
+def merge_method_rows(
+    shift_table: pd.DataFrame, methods: Sequence[pd.DataFrame], classifiers: Sequence[str]
+) -> pd.DataFrame:
+    """The final table: shift rows of the cut-and-count table plus the other methods' rows,
+    ordered by classifier, working point and method."""
+    shift = shift_table.assign(mu_hat=1.0, dmu_mcstat=0.0, n_bins=1)
+    info = shift_table.drop_duplicates("classifier").set_index("classifier")[["AUC"]]
+    others = pd.concat(methods, ignore_index=True)
+    others = others.join(info, on="classifier")
+    table = pd.concat([shift, others], ignore_index=True)
+    table = table[[*shift.columns]]
+    order = {
+        "classifier": {c: i for i, c in enumerate(classifiers)},
+        "working_point": {w: i for i, w in enumerate(WORKING_POINT_ORDER)},
+        "method": {m: i for i, m in enumerate(METHOD_ORDER)},
+    }
+    keys = table[list(order)].apply(lambda col: col.map(order[col.name]))
+    table = table.iloc[np.lexsort([keys[c] for c in reversed(list(order))])].reset_index(drop=True)
+    table["n_bins"] = table["n_bins"].astype("int64")
+    return table
 
 
 # --------------------------------------------------------------------------- writers
@@ -160,8 +291,8 @@ def _to_latex(df: pd.DataFrame) -> str:
     float_cols = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
     text_cols = [c for c in df.columns if c not in float_cols]
     styler = df.style.hide(axis="index")
-    styler = styler.format("{:.4g}", subset=float_cols)
-    styler = styler.format(escape="latex", subset=text_cols)
+    styler = styler.format("{:.4g}", subset=float_cols)  # type: ignore[arg-type]
+    styler = styler.format(escape="latex", subset=text_cols)  # type: ignore[arg-type]
     styler = styler.format_index(escape="latex", axis=1)
     column_format = "".join("r" if c in float_cols else "l" for c in df.columns)
     return styler.to_latex(hrules=True, column_format=column_format)
@@ -184,4 +315,19 @@ def write_table(
     return paths
 
 
-__all__ = ["CLASSIFIER_COLUMNS", "TABLE_SUFFIXES", "build_table", "classifier_table", "table_columns", "write_table"]
+__all__ = [
+    "CLASSIFIER_COLUMNS",
+    "METHOD_ORDER",
+    "TABLE_SUFFIXES",
+    "WORKING_POINTS",
+    "WORKING_POINT_ORDER",
+    "build_table",
+    "classifier_table",
+    "merge_method_rows",
+    "method_row",
+    "row_base",
+    "shift_row_columns",
+    "table_columns",
+    "working_points",
+    "write_table",
+]

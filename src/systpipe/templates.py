@@ -63,7 +63,9 @@ class Templates:
         return hist[rows].sum(axis=0)
 
 
-def default_bin_edges(*, n_bins: int = 10, score_min: float = 0.5, score_max: float = 1.0) -> np.ndarray:
+def default_bin_edges(
+    *, n_bins: int = 10, score_min: float = 0.5, score_max: float = 1.0
+) -> np.ndarray:
     """``n_bins`` uniform bins on (score_min, score_max].
 
     Example:
@@ -89,7 +91,9 @@ def bin_index(score: np.ndarray, bin_edges: np.ndarray) -> np.ndarray:
     return np.where(idx >= n_bins, n_bins - 1, idx)
 
 
-def histogram(score: np.ndarray, weight: np.ndarray, bin_edges: Sequence[float] | np.ndarray) -> np.ndarray:
+def histogram(
+    score: np.ndarray, weight: np.ndarray, bin_edges: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """Weighted histogram with the templates' convention (right-closed bins, overflow into the
     last bin, scores at or below the first edge dropped).
 
@@ -100,13 +104,22 @@ def histogram(score: np.ndarray, weight: np.ndarray, bin_edges: Sequence[float] 
     edges = _check_edges(bin_edges)
     idx = bin_index(np.asarray(score, dtype=np.float64), edges)
     inside = idx >= 0
-    return np.bincount(idx[inside], weights=np.asarray(weight, dtype=np.float64)[inside], minlength=edges.size - 1)
+    return np.bincount(
+        idx[inside], weights=np.asarray(weight, dtype=np.float64)[inside], minlength=edges.size - 1
+    )
 
 
 def _check_edges(bin_edges: Sequence[float] | np.ndarray) -> np.ndarray:
     edges = np.asarray(bin_edges, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0) or not np.all(np.isfinite(edges)):
-        raise ConfigError(f"bin_edges must be >= 2 finite, strictly increasing values, got {edges.tolist()}")
+    if (
+        edges.ndim != 1
+        or edges.size < 2
+        or not np.all(np.diff(edges) > 0)
+        or not np.all(np.isfinite(edges))
+    ):
+        raise ConfigError(
+            f"bin_edges must be >= 2 finite, strictly increasing values, got {edges.tolist()}"
+        )
     return edges
 
 
@@ -114,7 +127,9 @@ def _sample_keys(frame: pd.DataFrame, group_by: GroupBy, name: str) -> np.ndarra
     if group_by == "label":
         return np.where(frame["label"].to_numpy() == 1, "signal", "background")
     if "process" not in frame.columns:
-        raise DataContractError(f"score frame {name!r} has no 'process' column (needed for group_by='process')")
+        raise DataContractError(
+            f"score frame {name!r} has no 'process' column (needed for group_by='process')"
+        )
     return frame["process"].astype(str).to_numpy()
 
 
@@ -206,7 +221,11 @@ def build_templates(
         variations[name] = _histograms(frame, samples, vkeys, edges, squared=False)
     log.info(
         "templates: %d samples x %d bins on (%.3g, %.3g], %d variations",
-        len(samples), edges.size - 1, edges[0], edges[-1], len(variations),
+        len(samples),
+        edges.size - 1,
+        edges[0],
+        edges[-1],
+        len(variations),
     )
     return Templates(
         bin_edges=edges,
@@ -228,12 +247,14 @@ def rebin(templates: Templates, bin_edges: Sequence[float] | np.ndarray) -> Temp
     pos = np.searchsorted(templates.bin_edges, edges)
     pos = np.clip(pos, 0, templates.bin_edges.size - 1)
     if not np.allclose(templates.bin_edges[pos], edges, rtol=0, atol=1e-9):
-        raise ConfigError(f"new edges {edges.tolist()} are not a subset of {templates.bin_edges.tolist()}")
+        raise ConfigError(
+            f"new edges {edges.tolist()} are not a subset of {templates.bin_edges.tolist()}"
+        )
     if pos[-1] != templates.bin_edges.size - 1:
         raise ConfigError("rebin: the last edge must equal the templates' last edge (overflow bin)")
 
     def merge(h: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(h[:, pos[0]:], pos[:-1] - pos[0], axis=1)
+        return np.add.reduceat(h[:, pos[0] :], pos[:-1] - pos[0], axis=1)
 
     return Templates(
         bin_edges=edges,

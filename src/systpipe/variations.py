@@ -1,4 +1,8 @@
-"""Systematic variations: apply norm, scale, smear, weight and sample shifts to the test data."""
+"""Event-level systematic shifts: the norm, scale, smear, weight and sample transformations.
+
+The systematic objects and the registry of kinds that calls these live in
+:mod:`systpipe.systematics`; this module only transforms event tables.
+"""
 
 from __future__ import annotations
 
@@ -13,45 +17,7 @@ from .errors import ConfigError, DataContractError
 
 log = logging.getLogger(__name__)
 
-NOMINAL = "nominal"
-DIRECTIONS = ("up", "down")
-FEATURE_CHANGING_TYPES = frozenset({"scale", "smear", "sample"})
-
 Systematic = Mapping[str, Any]
-
-
-def variation_names(systematics: Sequence[Systematic]) -> list[str]:
-    """All variation names: nominal first, then ``<name>_up``/``<name>_down`` per systematic.
-
-    Example:
-        >>> variation_names([{"name": "lumi", "type": "norm", "delta": 0.01}])
-        ['nominal', 'lumi_up', 'lumi_down']
-    """
-    return [NOMINAL] + [f"{s['name']}_{d}" for s in systematics for d in DIRECTIONS]
-
-
-def changes_features(systematic: Systematic) -> bool:
-    """True if the systematic changes feature values (the classifiers must re-score)."""
-    return systematic["type"] in FEATURE_CHANGING_TYPES
-
-
-def feature_variations(systematics: Sequence[Systematic]) -> list[str]:
-    """Variations that need a re-score (feature-changing ones)."""
-    return [f"{s['name']}_{d}" for s in systematics if changes_features(s) for d in DIRECTIONS]
-
-
-def weight_variations(systematics: Sequence[Systematic]) -> list[str]:
-    """Variations that only change event weights (nominal scores are reused)."""
-    return [f"{s['name']}_{d}" for s in systematics if not changes_features(s) for d in DIRECTIONS]
-
-
-def parse_variation(name: str, systematics: Sequence[Systematic]) -> tuple[Systematic, str]:
-    """Split ``<syst>_<up|down>`` into the systematic's config and the direction."""
-    base, _, direction = name.rpartition("_")
-    for syst in systematics:
-        if syst["name"] == base and direction in DIRECTIONS:
-            return syst, direction
-    raise ConfigError(f"unknown variation {name!r}; declared: {variation_names(systematics)[1:]}")
 
 
 def _sign(direction: str) -> float:
@@ -170,7 +136,9 @@ def apply_smear(
     ids = events["event_id"].to_numpy()
     for col in columns:
         z = event_normal(ids, _stable_key(seed, systematic["name"], col))
-        out[col] = out[col].to_numpy(dtype=np.float64) * (1.0 + _sign(direction) * systematic["delta"] * z)
+        out[col] = out[col].to_numpy(dtype=np.float64) * (
+            1.0 + _sign(direction) * systematic["delta"] * z
+        )
     if systematic.get("recompute_derived", True):
         out = recompute_derived(out)
     return out
@@ -201,48 +169,12 @@ def apply_sample(
     return out.sort_values("event_id", kind="stable").reset_index(drop=True)
 
 
-def apply_variation(
-    events: pd.DataFrame,
-    name: str,
-    systematics: Sequence[Systematic],
-    *,
-    seed: int,
-    features: Sequence[str],
-    load_alternative: Callable[[Sequence[str]], pd.DataFrame] | None = None,
-) -> pd.DataFrame:
-    """Apply variation ``name`` to the test events.
-
-    Weight-only variations return ``event_id, weight``; feature-changing ones also return
-    ``label, process`` and the feature columns, ready to be re-scored.
-    """
-    systematic, direction = parse_variation(name, systematics)
-    kind = systematic["type"]
-    log.info("variation %s: type %s, direction %s", name, kind, direction)
-    if kind == "norm":
-        return apply_norm(events, systematic, direction)
-    if kind == "weight":
-        return apply_weight(events, systematic, direction)
-    if kind == "scale":
-        shifted = apply_scale(events, systematic, direction)
-    elif kind == "smear":
-        shifted = apply_smear(events, systematic, direction, seed=seed)
-    else:
-        if load_alternative is None:
-            raise ConfigError(f"systematic {systematic['name']!r} of type 'sample' needs input files")
-        shifted = apply_sample(events, systematic, direction, load_alternative=load_alternative)
-    _require(shifted, list(features), f"variation {name!r}")
-    return shifted[["event_id", "label", "process", "weight", *features]].reset_index(drop=True)
-
-
 __all__ = [
     "apply_norm",
+    "apply_sample",
     "apply_scale",
     "apply_smear",
-    "apply_variation",
     "apply_weight",
-    "changes_features",
     "event_normal",
-    "feature_variations",
-    "variation_names",
-    "weight_variations",
+    "norm_mask",
 ]

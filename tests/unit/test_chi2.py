@@ -1,4 +1,4 @@
-"""Tests of the covariance-matrix chi2 against notebook 001's printed numbers and closed forms."""
+"""Tests of the covariance-matrix chi2 against notebook 001's printed numbers (docs/notebooks.md) and closed forms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from systpipe.chi2 import (
+from systpipe.errors import ModelError
+from systpipe.stat.chi2 import (
     breakdown,
     chi2,
     chi2_batch,
@@ -19,7 +20,6 @@ from systpipe.chi2 import (
     partially_correlated_shifts,
     toy_conditional_moments,
 )
-from systpipe.errors import ModelError
 
 # Notebook 001's two channels in the order (electron, muon); one counting bin each.
 E_EXP, MU_EXP = 100.0, 10000.0

@@ -22,7 +22,9 @@ def test_shipped_configs_validate(name):
 def test_defaults_filled_in_nested():
     cfg = validate_config({"seed": 1, "simulate": {"detector": {"jet_pt_resolution": 0.2}}})
     assert cfg["simulate"]["detector"] == {
-        "lepton_pt_resolution": 0.015, "jet_pt_resolution": 0.2, "soft_met_resolution_gev": 8.0
+        "lepton_pt_resolution": 0.015,
+        "jet_pt_resolution": 0.2,
+        "soft_met_resolution_gev": 8.0,
     }
     assert cfg["scan"]["thresholds"]["step"] == 0.001
     assert cfg["split"]["test_fraction"] == 0.5
@@ -36,15 +38,33 @@ def test_defaults_filled_in_nested():
         ({"split": {"test_fraction": 0}}, "'split.test_fraction' = 0: expected a value > 0"),
         ({"splt": {}}, "unknown key(s) ['splt'] in top level"),
         ({"scan": {"min_sigal": 3}}, "unknown key(s) ['min_sigal'] in 'scan'"),
-        ({"classifiers": [{"name": "a", "typ": "x"}]}, "unknown key(s) ['typ'] in 'classifiers[0]'"),
+        (
+            {"classifiers": [{"name": "a", "typ": "x"}]},
+            "unknown key(s) ['typ'] in 'classifiers[0]'",
+        ),
         ({"classifiers": [{"name": "a", "type": "boost"}]}, "'classifiers[0].type' = 'boost'"),
-        ({"classifiers": [{"name": "a"}, {"name": "a"}]}, "'classifiers[].name' has the name 'a' twice"),
-        ({"systematics": [{"name": "det", "type": "scale", "delta": 0.1}]}, "'systematics[0].columns' is required"),
-        ({"systematics": [{"name": "x", "type": "norm", "delta": 0.1, "columns": ["a"]}]}, "'systematics[0].columns' does not apply"),
-        ({"systematics": [{"name": "x", "type": "norm", "delta": -0.1}]}, "'systematics[0].delta' = -0.1"),
+        (
+            {"classifiers": [{"name": "a"}, {"name": "a"}]},
+            "'classifiers[].name' has the name 'a' twice",
+        ),
+        (
+            {"systematics": [{"name": "det", "type": "scale", "delta": 0.1}]},
+            "'systematics[0].columns' is required",
+        ),
+        (
+            {"systematics": [{"name": "x", "type": "norm", "delta": 0.1, "columns": ["a"]}]},
+            "'systematics[0].columns' does not apply",
+        ),
+        (
+            {"systematics": [{"name": "x", "type": "norm", "delta": -0.1}]},
+            "'systematics[0].delta' = -0.1",
+        ),
         ({"systematics": [{"name": "nominal", "type": "norm", "delta": 0.1}]}, "reserved"),
         ({"input": {"source": "files"}}, "'files.samples' is required"),
-        ({"scan": {"thresholds": {"start": 0.8, "stop": 0.2}}}, "'scan.thresholds.start' must be below"),
+        (
+            {"scan": {"thresholds": {"start": 0.8, "stop": 0.2}}},
+            "'scan.thresholds.start' must be below",
+        ),
     ],
 )
 def test_bad_config_names_key(bad, fragment):

@@ -21,25 +21,29 @@ ENERGY_COLUMNS = ["lep1_pt", "lep2_pt", "jets_px", "jets_py", "soft_px", "soft_p
 
 def _frame(n: int = 2000, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "event_id": np.arange(n, dtype=np.int64),
-        "lep1_pt": rng.uniform(25.0, 150.0, n),
-        "lep1_eta": rng.uniform(-2.5, 2.5, n),
-        "lep1_phi": rng.uniform(-np.pi, np.pi, n),
-        "lep2_pt": rng.uniform(15.0, 80.0, n),
-        "lep2_eta": rng.uniform(-2.5, 2.5, n),
-        "lep2_phi": rng.uniform(-np.pi, np.pi, n),
-        "n_jets": rng.integers(0, 4, n),
-        "jets_px": rng.normal(0.0, 40.0, n),
-        "jets_py": rng.normal(0.0, 40.0, n),
-        "soft_px": rng.normal(0.0, 10.0, n),
-        "soft_py": rng.normal(0.0, 10.0, n),
-    })
+    df = pd.DataFrame(
+        {
+            "event_id": np.arange(n, dtype=np.int64),
+            "lep1_pt": rng.uniform(25.0, 150.0, n),
+            "lep1_eta": rng.uniform(-2.5, 2.5, n),
+            "lep1_phi": rng.uniform(-np.pi, np.pi, n),
+            "lep2_pt": rng.uniform(15.0, 80.0, n),
+            "lep2_eta": rng.uniform(-2.5, 2.5, n),
+            "lep2_phi": rng.uniform(-np.pi, np.pi, n),
+            "n_jets": rng.integers(0, 4, n),
+            "jets_px": rng.normal(0.0, 40.0, n),
+            "jets_py": rng.normal(0.0, 40.0, n),
+            "soft_px": rng.normal(0.0, 10.0, n),
+            "soft_py": rng.normal(0.0, 10.0, n),
+        }
+    )
     return recompute_derived(df)
 
 
 def _met_vec(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return df["met"].to_numpy() * np.cos(df["met_phi"]), df["met"].to_numpy() * np.sin(df["met_phi"])
+    return df["met"].to_numpy() * np.cos(df["met_phi"]), df["met"].to_numpy() * np.sin(
+        df["met_phi"]
+    )
 
 
 def test_derived_columns_written_float64_and_input_untouched() -> None:
@@ -58,8 +62,18 @@ def test_derived_columns_written_float64_and_input_untouched() -> None:
 def test_met_is_minus_the_visible_vector_sum() -> None:
     df = _frame()
     mx, my = _met_vec(df)
-    vis_x = df.lep1_pt * np.cos(df.lep1_phi) + df.lep2_pt * np.cos(df.lep2_phi) + df.jets_px + df.soft_px
-    vis_y = df.lep1_pt * np.sin(df.lep1_phi) + df.lep2_pt * np.sin(df.lep2_phi) + df.jets_py + df.soft_py
+    vis_x = (
+        df.lep1_pt * np.cos(df.lep1_phi)
+        + df.lep2_pt * np.cos(df.lep2_phi)
+        + df.jets_px
+        + df.soft_px
+    )
+    vis_y = (
+        df.lep1_pt * np.sin(df.lep1_phi)
+        + df.lep2_pt * np.sin(df.lep2_phi)
+        + df.jets_py
+        + df.soft_py
+    )
     np.testing.assert_allclose(mx, -vis_x, atol=1e-9)
     np.testing.assert_allclose(my, -vis_y, atol=1e-9)
 
@@ -99,11 +113,21 @@ def test_m_ll_closed_forms() -> None:
     # back to back in the transverse plane at eta = 0: m = 2p
     assert invariant_mass_massless(p, 0.0, 0.0, p, 0.0, np.pi) == pytest.approx(2 * p, rel=1e-14)
     # same azimuth, eta = +-a: m^2 = 2p^2 (cosh 2a - 1) = (2 p sinh a)^2
-    assert invariant_mass_massless(p, a, 1.0, p, -a, 1.0) == pytest.approx(2 * p * np.sinh(a), rel=1e-12)
+    assert invariant_mass_massless(p, a, 1.0, p, -a, 1.0) == pytest.approx(
+        2 * p * np.sinh(a), rel=1e-12
+    )
     # collinear massless particles have zero mass
     assert invariant_mass_massless(30.0, 1.2, 0.3, 10.0, 1.2, 0.3) == 0.0
-    df = pd.DataFrame({"lep1_pt": [p], "lep1_eta": [0.0], "lep1_phi": [0.5],
-                       "lep2_pt": [p], "lep2_eta": [0.0], "lep2_phi": [0.5 - np.pi]})
+    df = pd.DataFrame(
+        {
+            "lep1_pt": [p],
+            "lep1_eta": [0.0],
+            "lep1_phi": [0.5],
+            "lep2_pt": [p],
+            "lep2_eta": [0.0],
+            "lep2_phi": [0.5 - np.pi],
+        }
+    )
     out = recompute_derived(df)
     assert out["m_ll"].iloc[0] == pytest.approx(90.0, rel=1e-14)
     assert out["pt_ll"].iloc[0] == pytest.approx(0.0, abs=1e-12)
@@ -112,9 +136,11 @@ def test_m_ll_closed_forms() -> None:
 
 def test_m_ll_agrees_with_four_vectors() -> None:
     df = _frame(500)
+
     def p4(i: int) -> np.ndarray:
         pt, eta, phi = (df[f"lep{i}_{c}"].to_numpy() for c in ("pt", "eta", "phi"))
         return np.stack([pt * np.cosh(eta), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)])
+
     s = p4(1) + p4(2)
     m = np.sqrt(s[0] ** 2 - s[1] ** 2 - s[2] ** 2 - s[3] ** 2)
     np.testing.assert_allclose(df["m_ll"], m, rtol=1e-9)
@@ -161,7 +187,9 @@ def test_external_frame_without_met_inputs_keeps_met_and_recomputes_the_rest() -
 
 
 def test_frame_without_eta_or_met_recomputes_only_what_it_can() -> None:
-    df = pd.DataFrame({"lep1_pt": [30.0], "lep1_phi": [0.0], "lep2_pt": [40.0], "lep2_phi": [np.pi / 2]})
+    df = pd.DataFrame(
+        {"lep1_pt": [30.0], "lep1_phi": [0.0], "lep2_pt": [40.0], "lep2_phi": [np.pi / 2]}
+    )
     out = recompute_derived(df)
     assert set(out.columns) == set(df.columns) | {"pt_ll", "dphi_ll"}
     assert out["pt_ll"].iloc[0] == pytest.approx(50.0)
@@ -177,7 +205,7 @@ def test_partial_met_inputs_are_an_error_naming_the_missing_columns() -> None:
 
 def test_float32_and_nan_inputs() -> None:
     df = _frame(50)
-    df32 = df.astype({c: np.float32 for c in ENERGY_COLUMNS})
+    df32 = df.astype(dict.fromkeys(ENERGY_COLUMNS, np.float32))
     df32.loc[0, "lep1_pt"] = np.nan
     out = recompute_derived(df32)  # pytest turns any numpy RuntimeWarning into an error
     assert out["m_ll"].dtype == np.float64

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from systpipe import pipeline
 from systpipe.config import ConfigError, load_config, validate_config
 from systpipe.errors import DataContractError
-from systpipe.pipeline_fit import observed_counts
+from systpipe.models import save_model
+from systpipe.runner import run
+from systpipe.steps.fit import observed_counts
 from systpipe.templates import build_templates, histogram
-from systpipe.train import save_model, train_classifier
+from systpipe.train import train_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ["x1", "x2"]
@@ -40,18 +41,27 @@ def templates():
 
 def test_asimov_data_at_any_signal_strength(templates):
     sig, bkg = templates.nominal[0], templates.nominal[1]
-    np.testing.assert_allclose(observed_counts(_config(), templates), sig + bkg, rtol=1e-15)
-    np.testing.assert_allclose(observed_counts(_config(asimov_mu=2.5), templates), 2.5 * sig + bkg, rtol=1e-15)
+    np.testing.assert_allclose(observed_counts(_config()["fit"], templates), sig + bkg, rtol=1e-15)
+    np.testing.assert_allclose(
+        observed_counts(_config(asimov_mu=2.5)["fit"], templates), 2.5 * sig + bkg, rtol=1e-15
+    )
 
 
 def test_data_file_is_histogrammed_like_the_templates(templates):
-    scores = pd.DataFrame({"score": [0.2, 0.5, 0.6, 0.95, 1.0, 1.2], "weight": [1.0, 1.0, 2.0, 1.0, 1.0, 3.0]})
-    got = observed_counts(_config(source="file", path="unused"), templates, scores)
+    scores = pd.DataFrame(
+        {"score": [0.2, 0.5, 0.6, 0.95, 1.0, 1.2], "weight": [1.0, 1.0, 2.0, 1.0, 1.0, 3.0]}
+    )
+    got = observed_counts(_config(source="file", path="unused")["fit"], templates, scores)
     # right-closed bins: 0.5 is outside, 0.6 in bin 0; 1.2 overflows into the last bin
     assert got.tolist() == [2.0, 0.0, 5.0]
-    assert got.tolist() == histogram(scores["score"].to_numpy(), scores["weight"].to_numpy(), [0.5, 0.7, 0.9, 1.0]).tolist()
+    assert (
+        got.tolist()
+        == histogram(
+            scores["score"].to_numpy(), scores["weight"].to_numpy(), [0.5, 0.7, 0.9, 1.0]
+        ).tolist()
+    )
     with pytest.raises(DataContractError, match="no scored data"):
-        observed_counts(_config(source="file", path="unused"), templates, None)
+        observed_counts(_config(source="file", path="unused")["fit"], templates, None)
 
 
 def test_config_names_the_missing_data_path(tmp_path):
@@ -79,13 +89,26 @@ def test_score_data_step(tmp_path):
     model_path = save_model(model, tmp_path / "lgbm", "lgbm")
     data = pd.DataFrame({"x1": [-1.0, 0.0, 2.0], "x2": [0.0, 0.0, 0.0]})
     data.to_csv(tmp_path / "data.csv", index=False)
-    out = pipeline.score_data(_config(), "lgbm", model=model_path, events=tmp_path / "data.csv",
-                              output=tmp_path / "scores.parquet", threads=1)  # fmt: skip
+    out = tmp_path / "scores.parquet"
+    run(
+        "score_data",
+        config=_config(),
+        wildcards={"clf": "lgbm"},
+        input={"model": model_path, "events": tmp_path / "data.csv"},
+        output={"scores": out},
+    )
     scored = pd.read_parquet(out)
     assert scored["event_id"].tolist() == [0, 1, 2] and scored["weight"].tolist() == [1.0, 1.0, 1.0]
     assert scored["score"].is_monotonic_increasing  # x1 separates the classes
     data.drop(columns="x2").to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(DataContractError, match=r"missing column\(s\) \['x2'\]; columns present: \['x1'\]"):
-        pipeline.score_data(_config(), "lgbm", model=model_path, events=tmp_path / "bad.csv",
-                            output=tmp_path / "bad.parquet", threads=1)  # fmt: skip
+    with pytest.raises(
+        DataContractError, match=r"missing column\(s\) \['x2'\]; columns present: \['x1'\]"
+    ):
+        run(
+            "score_data",
+            config=_config(),
+            wildcards={"clf": "lgbm"},
+            input={"model": model_path, "events": tmp_path / "bad.csv"},
+            output={"scores": tmp_path / "bad.parquet"},
+        )
     assert not (tmp_path / "bad.parquet").exists()

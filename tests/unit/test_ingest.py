@@ -12,8 +12,8 @@ import pytest
 import uproot
 
 from systpipe.errors import ConfigError, IngestError
-from systpipe.ingest import detect_format, ingest, ingest_to_file
-from systpipe.io import read_provenance, read_table
+from systpipe.ingest import detect_format, ingest
+from systpipe.io import read_provenance, read_table, write_table
 
 N = 60
 PROCESS_MAP = {1: "ggH_WW", 2: "WW", 3: "ttbar"}
@@ -268,6 +268,13 @@ def test_process_codes_without_map_are_used_as_names(tmp_path, truth):
     kw["samples"][0]["process_map"] = {}
     df = ingest(**kw, base_dir=tmp_path)
     assert sorted(df["process"].unique()) == ["1", "2", "3"]
+
+
+def ingest_to_file(out, *, provenance=None, **kwargs):
+    """What the ingest step does: read, then write atomically (nothing written on an error)."""
+    df = ingest(**kwargs)
+    write_table(df, out, provenance)
+    return df
 
 
 def test_ingest_to_file_writes_provenance(tmp_path, truth):

@@ -1,4 +1,4 @@
-"""Tests of systpipe.plots: files written, inf rows handled, ROC/AUC and lumi projection."""
+"""Tests of systpipe.plots.style and .scan: files written, inf rows handled, ROC and lumi projection."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from systpipe import plots
+from systpipe import metrics
 from systpipe.errors import ConfigError, DataContractError
+from systpipe.plots import scan as scan_plots
+from systpipe.plots import style
 from systpipe.stats import ams, ams_higgsml
 
 SYSTS = ["lumi", "sig", "bkg", "det"]
@@ -105,16 +107,18 @@ def test_synthetic_scan_has_inf_and_invalid_rows(scan):
 
 
 def test_output_paths_stem_and_explicit(tmp_path):
-    assert plots.output_paths(tmp_path / "a.b") == [tmp_path / "a.b.png", tmp_path / "a.b.pdf"]
-    assert plots.output_paths(str(tmp_path / "x.png")) == [tmp_path / "x.png", tmp_path / "x.pdf"]
-    assert plots.output_paths([tmp_path / "y.pdf"]) == [tmp_path / "y.pdf"]
+    assert style.output_paths(tmp_path / "a.b") == [tmp_path / "a.b.png", tmp_path / "a.b.pdf"]
+    assert style.output_paths(str(tmp_path / "x.png")) == [tmp_path / "x.png", tmp_path / "x.pdf"]
+    assert style.output_paths([tmp_path / "y.pdf"]) == [tmp_path / "y.pdf"]
     with pytest.raises(ConfigError, match="z.svg"):
-        plots.output_paths([tmp_path / "z.svg"])
+        style.output_paths([tmp_path / "z.svg"])
 
 
 def test_plot_ams_writes_files(tmp_path, scan, scores):
     other = _scan(_scores(seed=8))
-    paths = plots.plot_ams({"hgb": scan, "rf": other}, tmp_path / "ams", rlabel="139 fb$^{-1}$")
+    paths = scan_plots.plot_ams(
+        {"hgb": scan, "rf": other}, tmp_path / "ams", rlabel="139 fb$^{-1}$"
+    )
     _check_written(paths)
 
 
@@ -122,20 +126,22 @@ def test_plot_ams_marks_valid_maximum(tmp_path, scan):
     # The global AMS maximum may sit in an invalid row; the marked one must not.
     wp = _working_points(scan)
     assert scan.valid.iloc[wp["max_ams"]]
-    paths = plots.plot_ams({"hgb": scan}, [tmp_path / "only.png"], working_points={"hgb": wp})
+    paths = scan_plots.plot_ams({"hgb": scan}, [tmp_path / "only.png"], working_points={"hgb": wp})
     assert [p.name for p in paths] == ["only.png"]
     with pytest.raises(DataContractError, match="max_ams"):
-        plots.plot_ams({"hgb": scan}, tmp_path / "bad", working_points={"hgb": {"max_ams": 999}})
+        scan_plots.plot_ams(
+            {"hgb": scan}, tmp_path / "bad", working_points={"hgb": {"max_ams": 999}}
+        )
 
 
 def test_plot_ams_missing_column_names_it(tmp_path, scan):
     with pytest.raises(DataContractError, match="ams_higgsml"):
-        plots.plot_ams({"hgb": scan.drop(columns="ams_higgsml")}, tmp_path / "x")
+        scan_plots.plot_ams({"hgb": scan.drop(columns="ams_higgsml")}, tmp_path / "x")
     assert not (tmp_path / "x.png").exists()
 
 
 def test_plot_dmu_breakdown_with_inf_rows(tmp_path, scan):
-    paths = plots.plot_dmu_breakdown(
+    paths = scan_plots.plot_dmu_breakdown(
         scan, _working_points(scan), SYSTS, tmp_path / "dmu", title="hgb"
     )
     _check_written(paths)
@@ -146,45 +152,45 @@ def test_plot_dmu_breakdown_all_rows_invalid(tmp_path, scan):
     bad["valid"] = False
     for c in ["dmu_stat", *[f"dmu_{k}" for k in SYSTS], "dmu_syst", "dmu_tot"]:
         bad[c] = np.inf
-    _check_written(plots.plot_dmu_breakdown(bad, {}, SYSTS, tmp_path / "dmu_bad"))
+    _check_written(scan_plots.plot_dmu_breakdown(bad, {}, SYSTS, tmp_path / "dmu_bad"))
 
 
 def test_plot_dmu_breakdown_missing_systematic(tmp_path, scan):
     with pytest.raises(DataContractError, match="dmu_jes"):
-        plots.plot_dmu_breakdown(scan, {}, ["jes"], tmp_path / "x")
+        scan_plots.plot_dmu_breakdown(scan, {}, ["jes"], tmp_path / "x")
 
 
 def test_plot_score_variations(tmp_path, scores):
-    paths = plots.plot_score_variations(
+    paths = scan_plots.plot_score_variations(
         scores, ["det_up", "det_down"], tmp_path / "sc", bins=20, title="hgb"
     )
     _check_written(paths)
     with pytest.raises(DataContractError, match="jes_up"):
-        plots.plot_score_variations(scores, ["jes_up"], tmp_path / "y")
+        scan_plots.plot_score_variations(scores, ["jes_up"], tmp_path / "y")
     with pytest.raises(ConfigError, match="score_bins"):
-        plots.plot_score_variations(scores, ["det_up"], tmp_path / "y", bins=[0.0, 0.5, 0.2])
+        scan_plots.plot_score_variations(scores, ["det_up"], tmp_path / "y", bins=[0.0, 0.5, 0.2])
 
 
 def test_plot_roc_and_lumi(tmp_path, scores, scan):
     _check_written(
-        plots.plot_roc({"hgb": scores["nominal"], "rf": scores["det_up"]}, tmp_path / "roc")
+        scan_plots.plot_roc({"hgb": scores["nominal"], "rf": scores["det_up"]}, tmp_path / "roc")
     )
     row = scan.iloc[_working_points(scan)["min_dmu_tot"]]
     _check_written(
-        plots.plot_lumi_projection(row, SYSTS, tmp_path / "lumi", (1.0, 1000.0), title="hgb")
+        scan_plots.plot_lumi_projection(row, SYSTS, tmp_path / "lumi", (1.0, 1000.0), title="hgb")
     )
 
 
 def test_plots_are_deterministic(tmp_path, scan):
-    a = plots.plot_dmu_breakdown(scan, _working_points(scan), SYSTS, tmp_path / "a")
-    b = plots.plot_dmu_breakdown(scan, _working_points(scan), SYSTS, tmp_path / "b")
+    a = scan_plots.plot_dmu_breakdown(scan, _working_points(scan), SYSTS, tmp_path / "a")
+    b = scan_plots.plot_dmu_breakdown(scan, _working_points(scan), SYSTS, tmp_path / "b")
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
 
 
 def test_weighted_roc_matches_sklearn_for_positive_weights(scores):
     df = scores["nominal"]
-    roc = plots.weighted_roc(df.label, df.score, df.weight)
+    roc = metrics.weighted_roc(df.label, df.score, df.weight)
     ref = roc_auc_score(df.label, df.score, sample_weight=df.weight)
     assert roc.auc == pytest.approx(ref, abs=1e-12)
     assert 0.8 < roc.auc < 1.0
@@ -202,47 +208,47 @@ def test_weighted_roc_negative_weights_is_weighted_mann_whitney():
     for i, j in itertools.product(sig, bkg):
         num += weight[i] * weight[j] * ((score[i] > score[j]) + 0.5 * (score[i] == score[j]))
     expected = num / (weight[sig].sum() * weight[bkg].sum())
-    assert plots.weighted_roc(label, score, weight).auc == pytest.approx(expected, rel=1e-10)
+    assert metrics.weighted_roc(label, score, weight).auc == pytest.approx(expected, rel=1e-10)
 
 
 def test_weighted_roc_rejects_non_positive_class_weight():
     with pytest.raises(DataContractError, match="signal and background"):
-        plots.weighted_roc([1, 0, 1], [0.9, 0.1, 0.5], [1.0, 1.0, -2.0])
+        metrics.weighted_roc([1, 0, 1], [0.9, 0.1, 0.5], [1.0, 1.0, -2.0])
 
 
 def test_project_with_luminosity_closed_forms():
     alpha = np.geomspace(1.0, 1000.0, 31)
-    p = plots.project_with_luminosity(0.4, 0.1, alpha)
+    p = scan_plots.project_with_luminosity(0.4, 0.1, alpha)
     np.testing.assert_allclose(p.dmu_stat * np.sqrt(alpha), 0.4, rtol=1e-14)
     np.testing.assert_allclose(p.dmu_syst, 0.1, rtol=0)
     np.testing.assert_allclose(p.dmu_tot**2, p.dmu_stat**2 + p.dmu_syst**2, rtol=1e-13)
     assert np.all(np.diff(p.dmu_tot) < 0)
     slope = np.polyfit(np.log(alpha), np.log(p.dmu_stat), 1)[0]
     assert slope == pytest.approx(-0.5, abs=1e-12)
-    cross = plots.luminosity_crossover(0.4, 0.1)
+    cross = scan_plots.luminosity_crossover(0.4, 0.1)
     assert cross == pytest.approx(16.0)
-    q = plots.project_with_luminosity(0.4, 0.1, cross)
+    q = scan_plots.project_with_luminosity(0.4, 0.1, cross)
     assert float(q.dmu_stat) == pytest.approx(0.1)
     assert float(q.dmu_tot) == pytest.approx(0.1 * math.sqrt(2))
-    assert plots.luminosity_crossover(0.4, 0.0) == math.inf
+    assert scan_plots.luminosity_crossover(0.4, 0.0) == math.inf
 
 
 @pytest.mark.parametrize("alpha", [0.0, -1.0, np.inf])
 def test_project_with_luminosity_rejects_bad_alpha(alpha):
     with pytest.raises(ConfigError, match="alpha"):
-        plots.project_with_luminosity(0.4, 0.1, alpha)
+        scan_plots.project_with_luminosity(0.4, 0.1, alpha)
 
 
 def test_plot_lumi_projection_bad_inputs(tmp_path, scan):
     row = scan.iloc[_working_points(scan)["min_dmu_tot"]]
     with pytest.raises(ConfigError, match="luminosity_scale"):
-        plots.plot_lumi_projection(row, SYSTS, tmp_path / "x", (10.0, 1.0))
+        scan_plots.plot_lumi_projection(row, SYSTS, tmp_path / "x", (10.0, 1.0))
     with pytest.raises(DataContractError, match="dmu_jes"):
-        plots.plot_lumi_projection(row, ["jes"], tmp_path / "x")
+        scan_plots.plot_lumi_projection(row, ["jes"], tmp_path / "x")
     with pytest.raises(DataContractError, match="dmu_stat"):
-        plots.plot_lumi_projection(scan.iloc[-1], SYSTS, tmp_path / "x")  # an inf row
+        scan_plots.plot_lumi_projection(scan.iloc[-1], SYSTS, tmp_path / "x")  # an inf row
 
 
 def test_doctests():
-    result = doctest.testmod(plots)
-    assert result.attempted >= 5 and result.failed == 0
+    results = [doctest.testmod(module) for module in (style, scan_plots)]
+    assert all(r.attempted >= 3 and r.failed == 0 for r in results)

@@ -1,54 +1,55 @@
-"""Tests of systpipe.provenance: seeds, code fingerprints and the run record."""
+"""Tests of systpipe.provenance: seeds, code fingerprints from import closures, the run record."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 
 from systpipe import provenance
-from systpipe.provenance import STEP_MODULES, _source, code_fingerprint, derive_seed
-from systpipe.runner import STEPS
-
-RULES = Path(__file__).resolve().parents[2] / "workflow" / "rules"
+from systpipe.provenance import code_fingerprint, derive_seed, import_closure
+from systpipe.steps import STEPS
 
 
-@pytest.mark.parametrize("step", sorted(STEP_MODULES))
-def test_every_fingerprinted_entry_resolves(step):
-    for entry in STEP_MODULES[step]:
-        assert _source(entry) != b"<missing>", f"{step}: {entry}"
+def test_closure_follows_imports_at_every_level():
+    closure = import_closure("systpipe.steps.plots")
+    # the studies step draws with the plot style: changing plots.style.DPI must rerun it
+    assert STEPS["studies"].module == "systpipe.steps.plots"
+    assert {"systpipe.studies", "systpipe.plots.style", "systpipe.io"} <= set(closure)
+    # function-level imports count too (steps/fit.py imports stat.fit inside its functions)
+    assert {"systpipe.stat.fit", "systpipe.stat.likelihood", "systpipe.plots.fit"} <= set(
+        import_closure("systpipe.steps.fit")
+    )
 
 
-def test_every_rule_step_has_a_fingerprint_and_a_runner():
-    used = set()
-    for smk in RULES.glob("*.smk"):
-        used |= set(re.findall(r'code_fingerprint\("(\w+)"\)', smk.read_text()))
-    assert used, "no rule passes a code fingerprint"
-    assert used <= set(STEP_MODULES)
-    assert set(STEP_MODULES) <= set(STEPS)
+def test_closure_does_not_follow_parent_packages():
+    # steps/scan.py imports steps._registry (so its package); it must not pull in every other step
+    closure = import_closure("systpipe.steps.scan")
+    assert "systpipe.steps._registry" in closure
+    assert "systpipe.steps.fit" not in closure and "systpipe.stat.fit" not in closure
 
 
-def test_fingerprint_follows_the_source(monkeypatch):
-    before = code_fingerprint("scan")
-    real = provenance._source
-
-    def edited(entry: str) -> bytes:
-        return real(entry) + (b"# edit" if entry == "scan" else b"")
+def test_fingerprint_changes_with_any_module_of_the_closure(monkeypatch, tmp_path):
+    before = {name: step.fingerprint() for name, step in STEPS.items()}
+    real = provenance._module_path
+    style = real("systpipe.plots.style")
+    edited = tmp_path / "style.py"
+    edited.write_text(style.read_text().replace("DPI = ", "DPI = 1 + "))
 
     code_fingerprint.cache_clear()
-    monkeypatch.setattr(provenance, "_source", edited)
+    monkeypatch.setattr(
+        provenance, "_module_path", lambda m: edited if m == "systpipe.plots.style" else real(m)
+    )
     try:
-        assert code_fingerprint("scan") != before
-        assert code_fingerprint("simulate") == code_fingerprint.__wrapped__("simulate")
+        after = {name: step.fingerprint() for name, step in STEPS.items()}
     finally:
         code_fingerprint.cache_clear()
+    changed = {n for n in STEPS if after[n] != before[n]}
+    assert {"studies", "plots_summary", "plots_classifier", "fit"} <= changed
+    assert "scan" not in changed and "simulate" not in changed
 
 
-def test_function_entries_hash_only_that_function():
-    whole = _source("pipeline")
-    part = _source("pipeline:scan")
-    assert part.startswith(b"def scan(") and part in whole and len(part) < len(whole)
+def test_fingerprints_are_stable_hex():
+    fp = STEPS["scan"].fingerprint()
+    assert fp == STEPS["scan"].fingerprint() and len(fp) == 16 and int(fp, 16) >= 0
 
 
 def test_derived_seeds_are_stable_32_bit():
@@ -57,14 +58,7 @@ def test_derived_seeds_are_stable_32_bit():
     assert len({derive_seed(42, "toys", c) for c in ("hgb", "lgbm", "xgb", "rf")}) == 4
 
 
-def test_every_step_is_a_cli_subcommand_and_its_function_exists():
-    import systpipe.pipeline_fit as pipeline_fit
-    from systpipe.cli import STEP_HELP
-
-    assert set(STEP_HELP) == set(STEPS)
-    for name in ("workspace", "fit", "chi2", "toys", "toys_summary", "method_rows"):
-        assert callable(getattr(pipeline_fit, name)), name
-    rule_steps = set()
-    for smk in RULES.glob("*.smk"):
-        rule_steps |= set(re.findall(r'step="(\w+)"', smk.read_text()))
-    assert rule_steps <= set(STEPS), rule_steps - set(STEPS)
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_every_step_module_resolves(step):
+    closure = import_closure(STEPS[step].module)
+    assert STEPS[step].module in closure and all(provenance._module_path(m) for m in closure)

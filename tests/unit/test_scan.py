@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import systpipe.scan
 from systpipe.errors import ConfigError, DataContractError, SystpipeError
-from systpipe.scan import (
-    cumulative_yields,
-    default_thresholds,
-    quantile_thresholds,
-    scan_scores,
-    working_points,
-)
+from systpipe.scan import cumulative_yields, default_thresholds, quantile_thresholds, scan_scores
 from systpipe.stats import ams, z_asimov
+from systpipe.table import working_points
 
 LUMI = {"name": "lumi", "type": "norm", "delta": 0.01}
 SIG = {"name": "sig", "type": "norm", "delta": 0.05, "labels": ["signal"]}
@@ -71,11 +64,6 @@ def brute_force(frame, thresholds):
     s = np.array([w[(score > t) & sig].sum() for t in thresholds])
     b = np.array([w[(score > t) & ~sig].sum() for t in thresholds])
     return s, b
-
-
-def test_doctests_run():
-    result = doctest.testmod(systpipe.scan)
-    assert result.attempted >= 7 and result.failed == 0
 
 
 THRESHOLD_SETS = {

@@ -8,10 +8,11 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-import systpipe.score as score_mod
+import systpipe.models.sklearn as sklearn_adapter
 from systpipe.errors import DataContractError, ModelError
+from systpipe.models import load_model, save_model
 from systpipe.score import predict_scores, score_table
-from systpipe.train import load_model, save_model, train_classifier
+from systpipe.train import train_classifier
 
 FEATURES = ["a", "b", "c"]
 PARAMS = {
@@ -48,7 +49,9 @@ def df():
 def models(df):
     out = {}
     for t, p in PARAMS.items():
-        out[t] = train_classifier(df, features=FEATURES, name=t, type_=t, params=p, threads=2, seed=3)[0]
+        out[t] = train_classifier(
+            df, features=FEATURES, name=t, type_=t, params=p, threads=2, seed=3
+        )[0]
     return out
 
 
@@ -72,7 +75,7 @@ def test_scores_are_the_library_probabilities_for_any_thread_count(type_, df, mo
 
 def test_forest_row_chunks_match_the_sequential_sum(df, models, monkeypatch):
     rf = models["rf"]
-    monkeypatch.setattr(score_mod, "FOREST_CHUNK", 101)  # 30 chunks over 2 threads
+    monkeypatch.setattr(sklearn_adapter, "FOREST_CHUNK", 101)  # 30 chunks over 2 threads
     chunked = predict_scores(rf, df, features=FEATURES, threads=2)
     rf.set_params(n_jobs=1)
     sequential = rf.predict_proba(np.ascontiguousarray(df[FEATURES].to_numpy(np.float64)))[:, 1]
@@ -88,7 +91,9 @@ def test_score_table_contract_and_row_order_independence(df, models, tmp_path):
     assert list(table.columns) == ["event_id", "label", "process", "weight", "score"]
     assert [str(t) for t in table.dtypes] == ["int64", "int8", "category", "float64", "float64"]
     assert np.all(np.diff(table["event_id"].to_numpy()) > 0)
-    shuffled = score_table(models["lgbm"], df.sample(frac=1.0, random_state=2), features=FEATURES, threads=1)
+    shuffled = score_table(
+        models["lgbm"], df.sample(frac=1.0, random_state=2), features=FEATURES, threads=1
+    )
     pd.testing.assert_frame_equal(table, shuffled)
     merged = df.merge(table, on="event_id", suffixes=("", "_t"))
     assert np.array_equal(merged["weight"], merged["weight_t"])
@@ -98,7 +103,9 @@ def test_score_table_contract_and_row_order_independence(df, models, tmp_path):
 def test_missing_columns_are_listed(df, models):
     with pytest.raises(DataContractError, match=r"\['b'\] missing; columns present: \['event_id'"):
         predict_scores(models["xgb"], df.drop(columns="b"), features=FEATURES)
-    with pytest.raises(DataContractError, match=r"missing column\(s\) \['process', 'b'\]; columns present"):
+    with pytest.raises(
+        DataContractError, match=r"missing column\(s\) \['process', 'b'\]; columns present"
+    ):
         score_table(models["xgb"], df.drop(columns=["b", "process"]), features=FEATURES)
     with pytest.raises(DataContractError, match="not numeric"):
         predict_scores(models["xgb"], df.assign(a="x"), features=FEATURES)

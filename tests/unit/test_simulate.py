@@ -11,6 +11,7 @@ import pytest
 from systpipe import simulate as sim
 from systpipe.errors import ConfigError
 from systpipe.features import transverse_mass_ww
+from systpipe.simulate import kinematics, processes
 
 N_PER_PROCESS = 30_000  # 120k selected events in all
 LUMI = 139.0
@@ -19,8 +20,11 @@ LUMI = 139.0
 @pytest.fixture(scope="module")
 def result() -> sim.SimulationResult:
     return sim.simulate_with_stats(
-        n_selected={p: N_PER_PROCESS for p in sim.PROCESSES}, seed=12345, luminosity_fb=LUMI,
-        chunk_size=40_000, keep_truth=True,
+        n_selected=dict.fromkeys(sim.PROCESSES, N_PER_PROCESS),
+        seed=12345,
+        luminosity_fb=LUMI,
+        chunk_size=40_000,
+        keep_truth=True,
     )
 
 
@@ -30,12 +34,14 @@ def events(result: sim.SimulationResult) -> pd.DataFrame:
 
 
 def _small(**kw) -> pd.DataFrame:
-    args = {"n_selected": {p: 1500 for p in sim.PROCESSES}, "seed": 99, "chunk_size": 4000, **kw}
-    return sim.simulate(**args)
+    args = {"n_selected": dict.fromkeys(sim.PROCESSES, 1500), "seed": 99, "chunk_size": 4000, **kw}
+    return sim.simulate_with_stats(**args).events
 
 
 def _digest(df: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()).hexdigest()
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()
+    ).hexdigest()
 
 
 def test_contract_columns_dtypes_labels_ids(events: pd.DataFrame) -> None:
@@ -46,9 +52,14 @@ def test_contract_columns_dtypes_labels_ids(events: pd.DataFrame) -> None:
     assert events["process"].dtype == object
     floats = [c for c in sim.COLUMNS if c not in ("event_id", "process", "label", "n_jets")]
     assert all(events[c].dtype == np.float64 for c in floats)
-    assert events["process"].value_counts().to_dict() == {p: N_PER_PROCESS for p in sim.PROCESSES}
+    assert events["process"].value_counts().to_dict() == dict.fromkeys(sim.PROCESSES, N_PER_PROCESS)
     labels = events.groupby("process")["label"].unique()
-    assert {p: list(v) for p, v in labels.items()} == {"ggH_WW": [1], "WW": [0], "ttbar": [0], "Ztautau": [0]}
+    assert {p: list(v) for p, v in labels.items()} == {
+        "ggH_WW": [1],
+        "WW": [0],
+        "ttbar": [0],
+        "Ztautau": [0],
+    }
     assert events["event_id"].is_unique
     codes = events["event_id"] // sim.EVENT_ID_STRIDE
     expected = events["process"].map({p: v.code for p, v in sim.PROCESSES.items()})
@@ -97,7 +108,7 @@ def test_truth_mt_never_exceeds_higgs_mass() -> None:
     the mt formula together."""
     rng = np.random.default_rng(4)
     mh, lp, nu, lm, nub = sim.hww_decays(rng, 50_000)
-    system = sim._produce(rng, "ggH_WW", mh)
+    system = processes._produce(rng, "ggH_WW", mh)
     lp, nu, lm, nub = (sim.boost(p, system, mh) for p in (lp, nu, lm, nub))
     ll, nn = lp + lm, nu + nub
     np.testing.assert_allclose(ll + nn, system, atol=1e-8)  # four-momentum conservation
@@ -133,8 +144,10 @@ def test_cross_sections_are_documented_products() -> None:
 
 
 def test_cross_section_override_scales_weights_only() -> None:
-    a = sim.simulate(n_selected={"WW": 500}, seed=5, chunk_size=2000)
-    b = sim.simulate(n_selected={"WW": 500}, seed=5, chunk_size=2000, cross_sections_pb={"WW": 5.4})
+    a = sim.simulate_with_stats(n_selected={"WW": 500}, seed=5, chunk_size=2000).events
+    b = sim.simulate_with_stats(
+        n_selected={"WW": 500}, seed=5, chunk_size=2000, cross_sections_pb={"WW": 5.4}
+    ).events
     np.testing.assert_allclose(b.weight, a.weight * 5.4 / sim.CROSS_SECTIONS_PB["WW"], rtol=1e-14)
     pd.testing.assert_frame_equal(a.drop(columns="weight"), b.drop(columns="weight"))
 
@@ -147,7 +160,12 @@ def test_lepton_resolution_matches_configuration(events: pd.DataFrame) -> None:
 
 
 def test_zero_resolution_met_equals_neutrino_pt() -> None:
-    df = _small(keep_truth=True, lepton_pt_resolution=0.0, jet_pt_resolution=0.0, soft_met_resolution_gev=0.0)
+    df = _small(
+        keep_truth=True,
+        lepton_pt_resolution=0.0,
+        jet_pt_resolution=0.0,
+        soft_met_resolution_gev=0.0,
+    )
     np.testing.assert_allclose(df.met, df.met_true, atol=1e-8)
     np.testing.assert_array_equal(df.lep1_pt, df.lep1_pt_true)
 
@@ -166,22 +184,28 @@ def test_determinism_and_seed_dependence() -> None:
     assert _digest(c) != _digest(a)
     assert not np.allclose(a.lep1_pt.to_numpy(), c.lep1_pt.to_numpy())
     # the mapping's order does not matter
-    rev = _small(n_selected=dict(reversed(list({p: 1500 for p in sim.PROCESSES}.items()))))
+    rev = _small(n_selected=dict(reversed(list(dict.fromkeys(sim.PROCESSES, 1500).items()))))
     assert _digest(rev) == _digest(a)
 
 
 def test_subset_and_prefix_property() -> None:
     """A process's events depend only on (seed, chunk_size), so fewer events are a prefix."""
-    big = sim.simulate(n_selected={"ttbar": 3000}, seed=8, chunk_size=2000)
-    small = sim.simulate(n_selected={"ttbar": 1000, "ggH_WW": 0}, seed=8, chunk_size=2000)
+    big = sim.simulate_with_stats(n_selected={"ttbar": 3000}, seed=8, chunk_size=2000).events
+    small = sim.simulate_with_stats(
+        n_selected={"ttbar": 1000, "ggH_WW": 0}, seed=8, chunk_size=2000
+    ).events
     cols = [c for c in big.columns if c != "weight"]
     pd.testing.assert_frame_equal(small[cols], big[cols].iloc[:1000])
 
 
 def test_progress_callback_and_chunks() -> None:
     calls: list[tuple[str, int, int]] = []
-    sim.simulate(n_selected={"Ztautau": 300, "WW": 200}, seed=1, chunk_size=1000,
-                 progress=lambda *a: calls.append(a))
+    sim.simulate_with_stats(
+        n_selected={"Ztautau": 300, "WW": 200},
+        seed=1,
+        chunk_size=1000,
+        progress=lambda *a: calls.append(a),
+    )
     assert {c[0] for c in calls} == {"Ztautau", "WW"}
     z = [c[1] for c in calls if c[0] == "Ztautau"]
     assert len(z) > 1 and z == sorted(z) and z[-1] == 300  # Z->tautau needs several chunks
@@ -203,17 +227,44 @@ def test_progress_callback_and_chunks() -> None:
 def test_bad_inputs_name_the_key(kwargs: dict, match: str) -> None:
     args = {"seed": 1, **kwargs}
     with pytest.raises(ConfigError, match=match):
-        sim.simulate(**args)
+        sim.simulate_with_stats(**args)
 
 
 def test_impossible_selection_fails_instead_of_looping() -> None:
     with pytest.raises(ConfigError, match="keeps no WW"):
-        sim.simulate_with_stats(n_selected={"WW": 10}, seed=1, chunk_size=1000,
-                                lepton_pt_min_leading=1e5, max_empty_chunks=3)
+        sim.simulate_with_stats(
+            n_selected={"WW": 10},
+            seed=1,
+            chunk_size=1000,
+            lepton_pt_min_leading=1e5,
+            max_empty_chunks=3,
+        )
+
+
+def test_detector_and_selection_objects_equal_their_keywords() -> None:
+    """``detector``/``selection`` objects and the config-style keywords are the same request;
+    a keyword replaces the field of the object it belongs to."""
+    keywords = _small(jet_pt_resolution=0.2, lepton_pt_min_leading=22.0)
+    objects = _small(
+        detector=sim.Detector(jet_pt_resolution=0.2),
+        selection=sim.Selection(lepton_pt_min_leading=22.0),
+    )
+    pd.testing.assert_frame_equal(objects, keywords, check_exact=True)
+    mixed = _small(
+        detector=sim.Detector(jet_pt_resolution=0.5),
+        jet_pt_resolution=0.2,
+        selection=sim.Selection(lepton_pt_min_leading=22.0),
+    )
+    pd.testing.assert_frame_equal(mixed, keywords, check_exact=True)
+    pd.testing.assert_frame_equal(
+        _small(detector=sim.Detector(), selection=sim.Selection()), _small()
+    )
+    with pytest.raises(ConfigError, match=r"simulate\.selection\.jet_pt_min"):
+        _small(selection=sim.Selection(jet_pt_min=-1.0))
 
 
 def test_empty_request_gives_empty_contract_frame() -> None:
-    df = sim.simulate(n_selected={}, seed=1)
+    df = sim.simulate_with_stats(n_selected={}, seed=1).events
     assert list(df.columns) == list(sim.COLUMNS) and len(df) == 0
 
 
@@ -248,8 +299,9 @@ def test_breit_wigner_median_and_bounds() -> None:
     assert m.min() >= 60.0 and m.max() <= 120.0
     # half the Cauchy mass (in m^2) lies within one half-width of the peak
     inside = np.abs(m**2 - sim.M_Z**2) < sim.M_Z * sim.GAMMA_Z
-    total = (np.arctan((120**2 - sim.M_Z**2) / (sim.M_Z * sim.GAMMA_Z))
-             - np.arctan((60**2 - sim.M_Z**2) / (sim.M_Z * sim.GAMMA_Z)))
+    total = np.arctan((120**2 - sim.M_Z**2) / (sim.M_Z * sim.GAMMA_Z)) - np.arctan(
+        (60**2 - sim.M_Z**2) / (sim.M_Z * sim.GAMMA_Z)
+    )
     assert inside.mean() == pytest.approx((np.pi / 2) / total, abs=0.005)
 
 
@@ -273,8 +325,10 @@ def test_boost_and_two_body_conserve_four_momentum() -> None:
     rng = np.random.default_rng(6)
     n = 1000
     mass = rng.uniform(100, 300, n)
-    parent = sim._lab_system(mass, rng.uniform(0, 500, n), rng.uniform(-3, 3, n), rng.uniform(-4, 4, n))
-    d1, d2 = sim._two_body(mass, 40.0, 30.0, sim._isotropic(rng, n))
+    parent = kinematics.lab_system(
+        mass, rng.uniform(0, 500, n), rng.uniform(-3, 3, n), rng.uniform(-4, 4, n)
+    )
+    d1, d2 = kinematics.two_body(mass, 40.0, 30.0, kinematics.isotropic(rng, n))
     l1, l2 = sim.boost(d1, parent, mass), sim.boost(d2, parent, mass)
     np.testing.assert_allclose(l1 + l2, parent, rtol=1e-10, atol=1e-8)
     np.testing.assert_allclose(np.sqrt(sim.minkowski_dot(l1, l1)), 40.0, rtol=1e-6)
@@ -293,10 +347,10 @@ def test_hww_off_shell_w_and_spin_correlation() -> None:
     # V-A correlation: the charged leptons go the same way. Same masses, isotropic W decays
     # (no matrix-element weight) give back-to-back leptons on average instead.
     cos_ll = np.sum(lp[1:] * lm[1:], axis=0) / (lp[0] * lm[0])
-    m1, m2 = sim._hww_masses(rng, np.full(100_000, sim.M_H))
-    wp, wm = sim._two_body(sim.M_H, m1, m2, sim._isotropic(rng, m1.size))
-    ip = sim.boost(sim._two_body(m1, 0.0, 0.0, sim._isotropic(rng, m1.size))[0], wp, m1)
-    im = sim.boost(sim._two_body(m2, 0.0, 0.0, sim._isotropic(rng, m1.size))[0], wm, m2)
+    m1, m2 = processes._hww_masses(rng, np.full(100_000, sim.M_H))
+    wp, wm = kinematics.two_body(sim.M_H, m1, m2, kinematics.isotropic(rng, m1.size))
+    ip = sim.boost(kinematics.two_body(m1, 0.0, 0.0, kinematics.isotropic(rng, m1.size))[0], wp, m1)
+    im = sim.boost(kinematics.two_body(m2, 0.0, 0.0, kinematics.isotropic(rng, m1.size))[0], wm, m2)
     cos_iso = np.sum(ip[1:] * im[1:], axis=0) / (ip[0] * im[0])
     assert cos_iso.mean() < -0.1
     assert cos_ll.mean() > cos_iso.mean() + 0.3
@@ -316,9 +370,15 @@ def test_hww_sampler_agrees_with_brute_force_weighted_reference() -> None:
         ok = m1 + m2 < mh
         m1, m2, mh = m1[ok], m2[ok], mh[ok]
         k = m1.size
-        wp, wm = sim._two_body(mh, m1, m2, sim._isotropic(rng, k))
-        lp, nu = (sim.boost(v, wp, m1) for v in sim._two_body(m1, 0.0, 0.0, sim._isotropic(rng, k)))
-        lm, nub = (sim.boost(v, wm, m2) for v in sim._two_body(m2, 0.0, 0.0, sim._isotropic(rng, k)))
+        wp, wm = kinematics.two_body(mh, m1, m2, kinematics.isotropic(rng, k))
+        lp, nu = (
+            sim.boost(v, wp, m1)
+            for v in kinematics.two_body(m1, 0.0, 0.0, kinematics.isotropic(rng, k))
+        )
+        lm, nub = (
+            sim.boost(v, wm, m2)
+            for v in kinematics.two_body(m2, 0.0, 0.0, kinematics.isotropic(rng, k))
+        )
         beta = 2.0 * sim.two_body_momentum(mh, m1, m2) / mh
         w.append(beta * sim.minkowski_dot(lp, nub) * sim.minkowski_dot(nu, lm))
         mll.append(np.sqrt(2.0 * sim.minkowski_dot(lp, lm)))

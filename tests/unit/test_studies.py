@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 
@@ -134,8 +133,3 @@ def test_run_studies_writes_everything(tmp_path):
     again = studies.run_studies(tmp_path / "again")
     for a, b in zip(paths, again, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
-
-
-def test_doctests():
-    result = doctest.testmod(studies)
-    assert result.attempted >= 10 and result.failed == 0

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pandas as pd
 import pytest
 
-import systpipe.table
 from systpipe.errors import DataContractError, SystpipeError
 from systpipe.io import read_table
-from systpipe.scan import default_thresholds, scan_scores, working_points
+from systpipe.scan import default_thresholds, scan_scores
 from systpipe.table import (
     CLASSIFIER_COLUMNS,
     build_table,
     classifier_table,
     table_columns,
+    working_points,
     write_table,
 )
 
@@ -61,11 +59,6 @@ def scans():
 @pytest.fixture(scope="module")
 def table(scans):
     return build_table(scans, systematics=SYSTEMATICS, model_info=MODEL_INFO)
-
-
-def test_doctests_run():
-    result = doctest.testmod(systpipe.table)
-    assert result.attempted >= 1 and result.failed == 0
 
 
 def test_rows_and_columns(table):
@@ -164,8 +157,16 @@ def test_write_table_handles_infinite_values(table, tmp_path):
 
 
 def test_classifier_table_holds_the_timings():
-    info = {clf: {**rec, "type": clf, "auc_unweighted": rec["auc"] - 0.01, "n_train": 1000, "threads": 2}
-            for clf, rec in MODEL_INFO.items()}
+    info = {
+        clf: {
+            **rec,
+            "type": clf,
+            "auc_unweighted": rec["auc"] - 0.01,
+            "n_train": 1000,
+            "threads": 2,
+        }
+        for clf, rec in MODEL_INFO.items()
+    }
     summary = classifier_table(info)
     assert list(summary.columns) == list(CLASSIFIER_COLUMNS)
     assert summary.set_index("classifier").loc["rf", "train_time_s"] == 23.0

@@ -14,7 +14,9 @@ def _frame(scores, weights, labels, processes, ids=None) -> pd.DataFrame:
     n = len(scores)
     return pd.DataFrame(
         {
-            "event_id": np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64),
+            "event_id": np.arange(n, dtype=np.int64)
+            if ids is None
+            else np.asarray(ids, dtype=np.int64),
             "label": np.asarray(labels, dtype=np.int8),
             "process": list(processes),
             "weight": np.asarray(weights, dtype=np.float64),

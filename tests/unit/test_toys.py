@@ -1,4 +1,4 @@
-"""Tests of systpipe.toys: challenge score, determinism, failure handling, coverage."""
+"""Tests of systpipe.stat.toys: challenge score, determinism, failure handling, coverage."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from systpipe import fit, toys
 from systpipe.errors import ConfigError, DataContractError
+from systpipe.stat import methods, toys
+from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
 
 SIGMA68_1000 = math.sqrt((1 - 0.6827) * 0.6827 * 1000) / 1000  # 0.0147180
@@ -24,9 +25,14 @@ def simple_spec() -> dict:
         "det_up": nom * [[0.97, 1.0, 1.04], [1.03, 1.0, 0.96]],
         "det_down": nom * [[1.02, 1.0, 0.97], [0.98, 1.0, 1.05]],
     }
-    t = Templates(np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var)
-    systs = [{"name": "bkg", "type": "norm", "delta": 0.05}, {"name": "det", "type": "scale", "delta": 0.02}]
-    return fit.build_workspace(t, systs, mc_stat=False)
+    t = Templates(
+        np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var
+    )
+    systs = [
+        {"name": "bkg", "type": "norm", "delta": 0.05},
+        {"name": "det", "type": "scale", "delta": 0.02},
+    ]
+    return build_workspace(t, systs, mc_stat=False)
 
 
 def counting_spec(s=100.0, b=2500.0, d_s=0.05, d_b=0.02, d_l=0.01, mc_stat=False) -> dict:
@@ -37,7 +43,7 @@ def counting_spec(s=100.0, b=2500.0, d_s=0.05, d_b=0.02, d_l=0.01, mc_stat=False
         var[f"{name}_down"] = nom * np.array([[1 - fs], [1 - fb]])
     t = Templates(np.array([0.5, 1.0]), ["signal", "background"], [True, False], nom, nom / 20, var)
     systs = [{"name": k, "type": "norm", "delta": 0.1} for k in ("sig", "bkg", "lumi")]
-    return fit.build_workspace(t, systs, mc_stat=mc_stat)
+    return build_workspace(t, systs, mc_stat=mc_stat)
 
 
 @pytest.fixture(scope="module")
@@ -67,22 +73,41 @@ def test_challenge_score_hand_computed_points():
     assert toys.challenge_score(0.1, 0.6827, 1000) == pytest.approx(-math.log(0.101))
     assert toys.challenge_score(0.2, 0.6827, 1000) == pytest.approx(1.6045, abs=1e-4)
     assert toys.challenge_score(0.3, 0.6827, 1000) == pytest.approx(1.2006, abs=1e-4)
-    assert toys.challenge_score(0.1, 0.6827 - 4 * SIGMA68_1000, 1000) == pytest.approx(-math.log(0.101 * 17))
+    assert toys.challenge_score(0.1, 0.6827 - 4 * SIGMA68_1000, 1000) == pytest.approx(
+        -math.log(0.101 * 17)
+    )
 
 
 # --------------------------------------------------------------------------- methods
 
 
-def test_shift_and_linear_reproduce_spec_section5_numbers():
-    setup = toys.prepare(counting_spec())
+COUNTING_SYSTEMATICS = [
+    {"name": "sig", "type": "norm", "delta": 0.05, "labels": ["signal"]},
+    {"name": "bkg", "type": "norm", "delta": 0.02, "labels": ["background"]},
+    {"name": "lumi", "type": "norm", "delta": 0.01},
+]
+
+
+def test_shift_and_linear_reproduce_the_documented_numbers():
+    setup = toys.prepare(counting_spec(), systematics=COUNTING_SYSTEMATICS)
     cut = setup.cut
     assert (cut.s, cut.b) == pytest.approx((100.0, 2500.0))
     assert cut.s_var["sig"] == pytest.approx((105.0, 95.0))
     assert cut.b_var["lumi"] == pytest.approx((2525.0, 2475.0))
-    mu, lo, hi = toys._linear_interval(cut, 2600.0)
-    assert mu == pytest.approx(1.0)
-    assert hi - mu == pytest.approx(0.762, abs=5e-4)  # SPEC section 5 example
-    mu, lo, hi = toys._shift_interval(cut, 2600.0, "mean")
+    result = methods.linear(cut, 2600.0)
+    assert result.mu_hat == pytest.approx(1.0)
+    assert result.hi - result.mu_hat == pytest.approx(0.762, abs=5e-4)  # docs/scan.md example
+    # the Jacobian terms: d_epsS mu, d_epsB B/S, d_L n/S
+    assert result.systematics["sig"].sym == pytest.approx(0.05)
+    assert result.systematics["bkg"].sym == pytest.approx(0.02 * 25)
+    assert result.systematics["lumi"].sym == pytest.approx(0.01 * 26)
+    # without the kinds the linear method uses each systematic's symmetrised shift
+    shapes = methods.linear(toys.prepare(counting_spec()).cut, 2600.0)
+    assert shapes.systematics["sig"].sym == pytest.approx(
+        0.5 * (abs(1 / 1.05 - 1) + abs(1 / 0.95 - 1))
+    )
+    shift = methods.shift(cut, 2600.0, symmetrise="mean")
+    mu, lo, hi = shift.mu_hat, shift.lo, shift.hi
     sig = 0.5 * (abs(1 / 1.05 - 1) + abs(1 / 0.95 - 1))
     lumi = 0.5 * (abs(75 / 101 - 1) + abs(125 / 99 - 1))
     expected = math.sqrt(2600 / 100**2 + sig**2 + 0.5**2 + lumi**2)
@@ -94,7 +119,7 @@ def test_every_method_runs_and_agrees_on_mu_hat(setup):
     # challenge mode: auxiliary data at nominal, as the chi2 (which has none) assumes
     df = toys.run_toys(setup, mode="challenge", seed=5, start=0, count=20)
     assert list(df.columns) == toys.TOY_COLUMNS
-    assert len(df) == 20 * len(toys.METHODS)
+    assert len(df) == 20 * len(methods.BUILTIN_METHODS)
     assert (df["status"] == "ok").all()
     wide = df.pivot(index="toy", columns="method", values="mu_hat")
     # the shift and linear methods share mu = (n - B)/S on the same counts
@@ -125,8 +150,10 @@ def test_toys_are_deterministic_and_chunking_invariant(setup):
     again = toys.run_toys(setup, mode="challenge", seed=11, start=0, count=12)
     pd.testing.assert_frame_equal(whole, again)
     parts = pd.concat(
-        [toys.run_toys(setup, mode="challenge", seed=11, start=0, count=5),
-         toys.run_toys(setup, mode="challenge", seed=11, start=5, count=7)],
+        [
+            toys.run_toys(setup, mode="challenge", seed=11, start=0, count=5),
+            toys.run_toys(setup, mode="challenge", seed=11, start=5, count=7),
+        ],
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(whole, parts)
@@ -135,16 +162,18 @@ def test_toys_are_deterministic_and_chunking_invariant(setup):
 
 
 def test_a_failed_fit_is_counted_not_fatal(setup, monkeypatch):
-    real = toys._profile_interval
+    real = methods.METHODS["profile"]
 
-    def flaky(s, n, aux):
+    def flaky(s, n, aux, symmetrise):
         # fail exactly on toy 3 of seed 2 (recognised by its data)
         if np.array_equal(n, bad_counts):
             raise RuntimeError("injected failure")
-        return real(s, n, aux)
+        return real.toy_interval(s, n, aux, symmetrise)
 
-    bad_counts, _ = toys.throw_toy(setup, toys.toy_rng(2, "frequentist", 3), mode="frequentist", mu_true=1.0)
-    monkeypatch.setattr(toys, "_profile_interval", flaky)
+    bad_counts, _ = toys.throw_toy(
+        setup, toys.toy_rng(2, "frequentist", 3), mode="frequentist", mu_true=1.0
+    )
+    monkeypatch.setitem(methods.METHODS, "profile", methods.Method("profile", flaky))
     df = toys.run_toys(setup, mode="frequentist", seed=2, start=0, count=8)
     failed = df[df["status"] != "ok"]
     assert len(failed) == 1

@@ -1,4 +1,5 @@
-"""Tests of systpipe.train: registry, weights, thread-count independence, native persistence."""
+"""Tests of systpipe.train with systpipe.models: registry, weights, thread-count independence,
+native persistence."""
 
 from __future__ import annotations
 
@@ -19,19 +20,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from systpipe.errors import ConfigError, DataContractError, ModelError
-from systpipe.score import predict_scores
-from systpipe.train import (
+from systpipe.metrics import evaluate, weighted_auc
+from systpipe.models import (
     BUILTIN_TYPES,
-    LightGBMBooster,
     build_classifier,
-    evaluate,
     load_model,
     model_file_extension,
     save_model,
+)
+from systpipe.models.lightgbm import LightGBMBooster
+from systpipe.score import predict_scores
+from systpipe.train import (
     subsample_indices,
     train_classifier,
     training_weights,
-    weighted_auc,
     write_model_info,
 )
 
@@ -85,9 +87,14 @@ def separable(n: int, seed: int) -> pd.DataFrame:
 def fit(type_, df, *, threads=1, seed=7, features=FEATURES15, params=None, **kw):
     kw = {"weighting": "balanced", "negative_weights": "abs", "max_train_events": None, **kw}
     return train_classifier(
-        df, features=features, name=type_, type_=type_,
+        df,
+        features=features,
+        name=type_,
+        type_=type_,
         params=SMALL_PARAMS.get(type_, {}) if params is None else params,
-        threads=threads, seed=seed, **kw,
+        threads=threads,
+        seed=seed,
+        **kw,
     )
 
 
@@ -126,7 +133,11 @@ def test_absolute_weights_keep_the_class_ratio_and_have_unit_mean():
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
-    [("abs", [1.0, 1.0, 1.0, 2.0, 1.0]), ("zero", [1.0, 1.0, 0.0, 2.0, 1.0]), ("keep", [1.0, 1.0, -1.0, 2.0, 1.0])],
+    [
+        ("abs", [1.0, 1.0, 1.0, 2.0, 1.0]),
+        ("zero", [1.0, 1.0, 0.0, 2.0, 1.0]),
+        ("keep", [1.0, 1.0, -1.0, 2.0, 1.0]),
+    ],
 )
 def test_negative_weight_modes_applied_before_balancing(mode, expected):
     y = np.array([1, 1, 0, 0, 0])
@@ -210,7 +221,9 @@ def test_extensions():
 # ---------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("type_", ["hgb", "lgbm", "xgb", "rf", LOGREG, "sklearn.linear_model.LogisticRegression"])
+@pytest.mark.parametrize(
+    "type_", ["hgb", "lgbm", "xgb", "rf", LOGREG, "sklearn.linear_model.LogisticRegression"]
+)
 def test_auc_on_separable_data_is_near_the_bayes_limit(type_):
     bayes = norm.cdf(1.0)  # 0.8413
     params = {"max_iter": 1000} if "Logistic" in type_ else None
@@ -270,7 +283,9 @@ def test_negative_weights_keep(data15):
 def test_progress_is_logged_about_ten_times(type_, data15, caplog):
     caplog.set_level(logging.INFO, logger="systpipe.train")
     fit(type_, data15.iloc[:1000], threads=1)
-    progress = [r for r in caplog.records if "/20" in r.getMessage() or "/10 trees" in r.getMessage()]
+    progress = [
+        r for r in caplog.records if "/20" in r.getMessage() or "/10 trees" in r.getMessage()
+    ]
     assert len(progress) == 10
 
 
@@ -281,7 +296,10 @@ def test_rf_batches_equal_a_single_fit(data15, trained):
     ref = RandomForestClassifier(**SMALL_PARAMS["rf"], random_state=7, n_jobs=1)
     ref.fit(X, srt.label.to_numpy().astype(np.int64), sample_weight=w)
     assert trained["rf"].warm_start is False and trained["rf"].n_estimators == 10
-    assert np.array_equal(ref.predict_proba(X)[:, 1], predict_scores(trained["rf"], srt, features=FEATURES15, threads=1))
+    assert np.array_equal(
+        ref.predict_proba(X)[:, 1],
+        predict_scores(trained["rf"], srt, features=FEATURES15, threads=1),
+    )
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -309,7 +327,9 @@ def test_lightgbm_negative_control(override, data15):
     p = [
         predict_scores(
             fit("lgbm", data15, threads=t, params=params, weighting="absolute")[0],
-            data15, features=FEATURES15, threads=1,
+            data15,
+            features=FEATURES15,
+            threads=1,
         )
         for t in (1, 2)
     ]
@@ -320,7 +340,7 @@ def test_lightgbm_negative_control(override, data15):
 
 LOADER = """
 import sys, numpy as np, pandas as pd
-from systpipe.train import load_model
+from systpipe.models import load_model
 from systpipe.score import predict_scores
 df = pd.read_parquet(sys.argv[1])
 for path, out, feats in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):
@@ -341,7 +361,9 @@ def test_round_trip_in_a_fresh_process(data15, trained, tmp_path):
         assert path.name == f"{key}.{model_file_extension(types[key])}"
         head = path.read_bytes()[:4]
         assert head[:1] != b"\x80"  # not a pickle
-        assert head == {"txt": b"tree", "ubj": b"{L\x00\x00", "skops": b"PK\x03\x04"}[path.suffix[1:]]
+        assert (
+            head == {"txt": b"tree", "ubj": b"{L\x00\x00", "skops": b"PK\x03\x04"}[path.suffix[1:]]
+        )
         if path.suffix == ".skops":
             with zipfile.ZipFile(path) as zf:
                 assert "schema.json" in zf.namelist()
@@ -350,11 +372,17 @@ def test_round_trip_in_a_fresh_process(data15, trained, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-c", LOADER, str(tmp_path / "events.parquet"), *args],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert done.stdout.split() == [
-        "HistGradientBoostingClassifier", "LightGBMBooster", "XGBClassifier",
-        "RandomForestClassifier", "LogisticRegression",
+        "HistGradientBoostingClassifier",
+        "LightGBMBooster",
+        "XGBClassifier",
+        "RandomForestClassifier",
+        "LogisticRegression",
     ]
     for key in models:
         assert np.array_equal(np.load(tmp_path / f"{key}.npy"), expected[key]), key
@@ -362,9 +390,16 @@ def test_round_trip_in_a_fresh_process(data15, trained, tmp_path):
 
 
 def test_loader_dispatches_on_extension(trained, tmp_path):
-    assert isinstance(load_model(save_model(trained["lgbm"], tmp_path / "m", "lgbm")), LightGBMBooster)
-    assert type(load_model(save_model(trained["xgb"], tmp_path / "m", "xgb"))).__name__ == "XGBClassifier"
-    assert type(load_model(save_model(trained["rf"], tmp_path / "m", "rf"))) is RandomForestClassifier
+    assert isinstance(
+        load_model(save_model(trained["lgbm"], tmp_path / "m", "lgbm")), LightGBMBooster
+    )
+    assert (
+        type(load_model(save_model(trained["xgb"], tmp_path / "m", "xgb"))).__name__
+        == "XGBClassifier"
+    )
+    assert (
+        type(load_model(save_model(trained["rf"], tmp_path / "m", "rf"))) is RandomForestClassifier
+    )
     (tmp_path / "m.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(ModelError, match="unknown model file extension '.pkl'"):
         load_model(tmp_path / "m.pkl")
@@ -401,7 +436,15 @@ def test_model_info_json(data15, tmp_path):
     model, info = fit("xgb", data15)
     metrics = evaluate(model, data15, features=FEATURES15, threads=1)
     record = json.loads(write_model_info(tmp_path / "xgb.json", info, metrics).read_text())
-    for key in ("name", "type", "params", "training_time_s", "auc", "n_train", "feature_importances"):
+    for key in (
+        "name",
+        "type",
+        "params",
+        "training_time_s",
+        "auc",
+        "n_train",
+        "feature_importances",
+    ):
         assert key in record
     assert record["auc"] == metrics["auc"] and 0.5 < record["auc"] <= 1.0
     assert record["train_time_s"] == record["training_time_s"] > 0
@@ -412,4 +455,8 @@ def test_model_info_json(data15, tmp_path):
 
 def test_lightgbm_text_has_no_thread_count(trained, tmp_path):
     text = Path(save_model(trained["lgbm"], tmp_path / "l", "lgbm")).read_text()
-    assert "[num_threads: 0]" in text and "[deterministic: 1]" in text and "[force_col_wise: 1]" in text
+    assert (
+        "[num_threads: 0]" in text
+        and "[deterministic: 1]" in text
+        and "[force_col_wise: 1]" in text
+    )

@@ -6,48 +6,82 @@ import pytest
 
 from systpipe.errors import ConfigError, DataContractError
 from systpipe.features import recompute_derived
-from systpipe.variations import (
-    apply_norm,
-    apply_scale,
-    apply_smear,
+from systpipe.systematics import (
     apply_variation,
-    apply_weight,
     feature_variations,
     variation_names,
     weight_variations,
 )
+from systpipe.variations import apply_norm, apply_scale, apply_smear, apply_weight
 
 SYSTEMATICS = [
     {"name": "lumi", "type": "norm", "delta": 0.01},
     {"name": "sig", "type": "norm", "delta": 0.05, "labels": ["signal"]},
     {"name": "tt", "type": "norm", "delta": 0.1, "processes": ["ttbar"]},
-    {"name": "det", "type": "scale", "delta": 0.02,
-     "columns": ["lep1_pt", "lep2_pt", "jet1_pt", "jets_px", "jets_py", "soft_px", "soft_py"],
-     "recompute_derived": True},
-    {"name": "lep", "type": "scale", "delta": 0.03, "columns": ["lep1_pt", "lep2_pt"],
-     "recompute_derived": True},
-    {"name": "res", "type": "smear", "delta": 0.1, "columns": ["lep1_pt", "lep2_pt"],
-     "recompute_derived": True},
+    {
+        "name": "det",
+        "type": "scale",
+        "delta": 0.02,
+        "columns": ["lep1_pt", "lep2_pt", "jet1_pt", "jets_px", "jets_py", "soft_px", "soft_py"],
+        "recompute_derived": True,
+    },
+    {
+        "name": "lep",
+        "type": "scale",
+        "delta": 0.03,
+        "columns": ["lep1_pt", "lep2_pt"],
+        "recompute_derived": True,
+    },
+    {
+        "name": "res",
+        "type": "smear",
+        "delta": 0.1,
+        "columns": ["lep1_pt", "lep2_pt"],
+        "recompute_derived": True,
+    },
 ]
-FEATURES = ["lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi", "met",
-            "met_phi", "m_ll", "pt_ll", "dphi_ll", "deta_ll", "mt", "n_jets", "jet1_pt"]
+FEATURES = [
+    "lep1_pt",
+    "lep1_eta",
+    "lep1_phi",
+    "lep2_pt",
+    "lep2_eta",
+    "lep2_phi",
+    "met",
+    "met_phi",
+    "m_ll",
+    "pt_ll",
+    "dphi_ll",
+    "deta_ll",
+    "mt",
+    "n_jets",
+    "jet1_pt",
+]
 
 
 @pytest.fixture(scope="module")
 def events():
     rng = np.random.default_rng(5)
     n = 2000
-    df = pd.DataFrame({
-        "event_id": np.arange(n, dtype=np.int64) * 7 + 3,
-        "process": rng.choice(["ggH_WW", "WW", "ttbar", "Ztautau"], n),
-        "weight": rng.uniform(0.1, 2.0, n),
-        "lep1_pt": rng.uniform(25, 100, n), "lep1_eta": rng.uniform(-2.5, 2.5, n),
-        "lep1_phi": rng.uniform(-np.pi, np.pi, n), "lep2_pt": rng.uniform(15, 25, n),
-        "lep2_eta": rng.uniform(-2.5, 2.5, n), "lep2_phi": rng.uniform(-np.pi, np.pi, n),
-        "jet1_pt": rng.uniform(0, 80, n), "n_jets": rng.integers(0, 3, n),
-        "jets_px": rng.normal(0, 30, n), "jets_py": rng.normal(0, 30, n),
-        "soft_px": rng.normal(0, 10, n), "soft_py": rng.normal(0, 10, n),
-    })
+    df = pd.DataFrame(
+        {
+            "event_id": np.arange(n, dtype=np.int64) * 7 + 3,
+            "process": rng.choice(["ggH_WW", "WW", "ttbar", "Ztautau"], n),
+            "weight": rng.uniform(0.1, 2.0, n),
+            "lep1_pt": rng.uniform(25, 100, n),
+            "lep1_eta": rng.uniform(-2.5, 2.5, n),
+            "lep1_phi": rng.uniform(-np.pi, np.pi, n),
+            "lep2_pt": rng.uniform(15, 25, n),
+            "lep2_eta": rng.uniform(-2.5, 2.5, n),
+            "lep2_phi": rng.uniform(-np.pi, np.pi, n),
+            "jet1_pt": rng.uniform(0, 80, n),
+            "n_jets": rng.integers(0, 3, n),
+            "jets_px": rng.normal(0, 30, n),
+            "jets_py": rng.normal(0, 30, n),
+            "soft_px": rng.normal(0, 10, n),
+            "soft_py": rng.normal(0, 10, n),
+        }
+    )
     df["label"] = (df["process"] == "ggH_WW").astype(np.int8)
     for col in ["met", "met_phi", "m_ll", "pt_ll", "dphi_ll", "deta_ll", "mt"]:
         df[col] = 0.0
@@ -55,9 +89,29 @@ def events():
 
 
 def test_variation_names_and_kinds():
-    assert variation_names(SYSTEMATICS[:2]) == ["nominal", "lumi_up", "lumi_down", "sig_up", "sig_down"]
-    assert feature_variations(SYSTEMATICS) == ["det_up", "det_down", "lep_up", "lep_down", "res_up", "res_down"]
-    assert weight_variations(SYSTEMATICS) == ["lumi_up", "lumi_down", "sig_up", "sig_down", "tt_up", "tt_down"]
+    assert variation_names(SYSTEMATICS[:2]) == [
+        "nominal",
+        "lumi_up",
+        "lumi_down",
+        "sig_up",
+        "sig_down",
+    ]
+    assert feature_variations(SYSTEMATICS) == [
+        "det_up",
+        "det_down",
+        "lep_up",
+        "lep_down",
+        "res_up",
+        "res_down",
+    ]
+    assert weight_variations(SYSTEMATICS) == [
+        "lumi_up",
+        "lumi_down",
+        "sig_up",
+        "sig_down",
+        "tt_up",
+        "tt_down",
+    ]
 
 
 @pytest.mark.parametrize("direction,factor", [("up", 1.05), ("down", 0.95)])
@@ -66,14 +120,18 @@ def test_norm_scales_exactly_the_targeted_weights(events, direction, factor):
     assert list(out.columns) == ["event_id", "weight"]
     sig = events["label"].to_numpy() == 1
     np.testing.assert_array_equal(out["weight"].to_numpy()[~sig], events["weight"].to_numpy()[~sig])
-    np.testing.assert_array_equal(out["weight"].to_numpy()[sig], events["weight"].to_numpy()[sig] * factor)
+    np.testing.assert_array_equal(
+        out["weight"].to_numpy()[sig], events["weight"].to_numpy()[sig] * factor
+    )
     np.testing.assert_array_equal(out["event_id"], events["event_id"])
 
 
 def test_norm_by_process_and_all(events):
     tt = events["process"].to_numpy() == "ttbar"
     out = apply_norm(events, SYSTEMATICS[2], "down")
-    np.testing.assert_array_equal(out["weight"].to_numpy()[tt], events["weight"].to_numpy()[tt] * 0.9)
+    np.testing.assert_array_equal(
+        out["weight"].to_numpy()[tt], events["weight"].to_numpy()[tt] * 0.9
+    )
     np.testing.assert_array_equal(out["weight"].to_numpy()[~tt], events["weight"].to_numpy()[~tt])
     lumi = apply_norm(events, SYSTEMATICS[0], "up")
     np.testing.assert_array_equal(lumi["weight"].to_numpy(), events["weight"].to_numpy() * 1.01)
@@ -89,7 +147,16 @@ def test_scale_all_objects(events, direction, k):
     # Everything energy-like follows the scale; angles do not move.
     for col in ["m_ll", "pt_ll", "met", "mt"]:
         np.testing.assert_allclose(out[col], events[col] * k, rtol=1e-12)
-    for col in ["dphi_ll", "deta_ll", "lep1_eta", "lep2_eta", "lep1_phi", "lep2_phi", "met_phi", "n_jets"]:
+    for col in [
+        "dphi_ll",
+        "deta_ll",
+        "lep1_eta",
+        "lep2_eta",
+        "lep1_phi",
+        "lep2_phi",
+        "met_phi",
+        "n_jets",
+    ]:
         np.testing.assert_allclose(out[col], events[col], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(out["weight"], events["weight"])
 
@@ -97,8 +164,14 @@ def test_scale_all_objects(events, direction, k):
 def test_scale_leptons_only_recomputes_met_from_shifted_objects(events):
     out = apply_scale(events, SYSTEMATICS[4], "up")
     d = 0.03
-    dpx = d * (events["lep1_pt"] * np.cos(events["lep1_phi"]) + events["lep2_pt"] * np.cos(events["lep2_phi"]))
-    dpy = d * (events["lep1_pt"] * np.sin(events["lep1_phi"]) + events["lep2_pt"] * np.sin(events["lep2_phi"]))
+    dpx = d * (
+        events["lep1_pt"] * np.cos(events["lep1_phi"])
+        + events["lep2_pt"] * np.cos(events["lep2_phi"])
+    )
+    dpy = d * (
+        events["lep1_pt"] * np.sin(events["lep1_phi"])
+        + events["lep2_pt"] * np.sin(events["lep2_phi"])
+    )
     met_px = events["met"] * np.cos(events["met_phi"]) - dpx
     met_py = events["met"] * np.sin(events["met_phi"]) - dpy
     np.testing.assert_allclose(out["met"], np.hypot(met_px, met_py), rtol=1e-10)
@@ -110,7 +183,9 @@ def test_scale_leptons_only_recomputes_met_from_shifted_objects(events):
 def test_up_down_mirror_images(events):
     for syst in (SYSTEMATICS[3], SYSTEMATICS[5]):
         up = apply_variation(events, f"{syst['name']}_up", SYSTEMATICS, seed=1, features=FEATURES)
-        down = apply_variation(events, f"{syst['name']}_down", SYSTEMATICS, seed=1, features=FEATURES)
+        down = apply_variation(
+            events, f"{syst['name']}_down", SYSTEMATICS, seed=1, features=FEATURES
+        )
         for col in [c for c in syst["columns"] if c in up]:
             np.testing.assert_allclose(up[col] + down[col], 2 * events[col], rtol=1e-12)
     up = apply_norm(events, SYSTEMATICS[0], "up")["weight"]
@@ -123,7 +198,12 @@ def test_smear_independent_of_row_order_and_chunking(events):
     whole = apply_smear(events, syst, "up", seed=11)
     shuffled = events.sample(frac=1.0, random_state=3)
     again = apply_smear(shuffled, syst, "up", seed=11).sort_values("event_id")
-    chunks = pd.concat([apply_smear(events.iloc[i:i + 300], syst, "up", seed=11) for i in range(0, len(events), 300)])
+    chunks = pd.concat(
+        [
+            apply_smear(events.iloc[i : i + 300], syst, "up", seed=11)
+            for i in range(0, len(events), 300)
+        ]
+    )
     ref = whole.sort_values("event_id")
     for other in (again, chunks.sort_values("event_id")):
         np.testing.assert_array_equal(other["lep1_pt"].to_numpy(), ref["lep1_pt"].to_numpy())

@@ -21,10 +21,15 @@ pytestmark = pytest.mark.workflow
 def snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True):
     proc = subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=workdir,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -50,7 +55,16 @@ def test_dry_run_dag(tmp_path, configfile):
     classifiers = {"hgb", "lgbm", "xgb", "rf"}
     # Only nominal and the feature-changing detector variations are re-scored.
     assert scored == {(c, v) for c in classifiers for v in ("nominal", "det_up", "det_down")}
-    for variation in ("lumi_up", "lumi_down", "sig_up", "sig_down", "bkg_up", "bkg_down", "det_up", "det_down"):
+    for variation in (
+        "lumi_up",
+        "lumi_down",
+        "sig_up",
+        "sig_down",
+        "bkg_up",
+        "bkg_down",
+        "det_up",
+        "det_down",
+    ):
         assert f"results/variations/{variation}.parquet" in out
     assert "results/tables/uncertainties.parquet" in out
     assert not (tmp_path / "results").exists()
@@ -67,7 +81,9 @@ def test_dry_run_dag(tmp_path, configfile):
 def test_bad_config_stops_before_any_job(tmp_path, patch, message):
     workdir = make_workdir(tmp_path)
     (workdir / "bad.yaml").write_text(patch)
-    proc = snakemake(workdir, "--configfile", "config/smoke.yaml", "bad.yaml", "--cores", "1", check=False)
+    proc = snakemake(
+        workdir, "--configfile", "config/smoke.yaml", "bad.yaml", "--cores", "1", check=False
+    )
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
     assert not (workdir / "results").exists()
@@ -90,13 +106,17 @@ def test_table_rows_and_invariants(smoke_runs):
     table = pd.read_parquet(smoke_runs[0] / "tables" / "uncertainties.parquet")
     shift = table[table["method"] == "shift"] if "method" in table else table
     assert sorted(zip(shift["classifier"], shift["working_point"], strict=True)) == sorted(
-        (c, w) for c in ("hgb", "lgbm", "xgb", "rf") for w in ("max_ams", "min_dmu_tot", "profile_optimum")
+        (c, w)
+        for c in ("hgb", "lgbm", "xgb", "rf")
+        for w in ("max_ams", "min_dmu_tot", "profile_optimum")
     )
     dmu_cols = ["dmu_stat", "dmu_lumi", "dmu_sig", "dmu_bkg", "dmu_det", "dmu_syst_tot", "dmu_tot"]
     values = shift[dmu_cols].to_numpy()
     assert np.all(np.isfinite(values)) and np.all(values > 0)
     assert np.all(shift["dmu_tot"] >= shift["dmu_stat"])
-    quad = shift["dmu_stat"] ** 2 + sum(shift[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg", "det"))
+    quad = shift["dmu_stat"] ** 2 + sum(
+        shift[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg", "det")
+    )
     np.testing.assert_allclose(shift["dmu_tot"] ** 2, quad, rtol=1e-12)
     assert (shift["AUC"] > 0.6).all()
     for ext in ("csv", "md", "tex"):
@@ -122,10 +142,16 @@ def test_table_equals_independent_recomputation(smoke_runs):
         for name, (delta, label) in deltas.items():
             shifts = []
             for sign in (+1, -1):
-                factor = np.where(np.ones_like(sig) if label is None else (sig == bool(label)), 1 + sign * delta, 1.0)
+                factor = np.where(
+                    np.ones_like(sig) if label is None else (sig == bool(label)),
+                    1 + sign * delta,
+                    1.0,
+                )
                 wv = w * factor
                 shifts.append((n - wv[sel & ~sig].sum()) / wv[sel & sig].sum() - 1)
-            np.testing.assert_allclose(getattr(row, f"dmu_{name}"), (abs(shifts[0]) + abs(shifts[1])) / 2, rtol=1e-9)
+            np.testing.assert_allclose(
+                getattr(row, f"dmu_{name}"), (abs(shifts[0]) + abs(shifts[1])) / 2, rtol=1e-9
+            )
         det = []
         for direction in ("up", "down"):
             var = pd.read_parquet(results / "scores" / row.classifier / f"det_{direction}.parquet")
@@ -143,7 +169,9 @@ def test_reproducible_byte_for_byte_and_across_cores(smoke_runs):
     tables += [f"fit/xgb/coverage.{ext}" for ext in ("parquet", "csv", "md", "tex")]
     for name in tables:
         assert (single / name).read_bytes() == (first / name).read_bytes(), name
-    for path in sorted((first / "scans").glob("*.parquet")) + sorted((first / "fit").glob("*/toys/*.parquet")):
+    for path in sorted((first / "scans").glob("*.parquet")) + sorted(
+        (first / "fit").glob("*/toys/*.parquet")
+    ):
         other = single / path.relative_to(first)
         assert other.read_bytes() == path.read_bytes(), path
     # wall-clock training times live in their own table and do differ between runs
@@ -254,5 +282,10 @@ def test_dry_run_with_data_file_scores_it_for_every_classifier(tmp_path):
     (workdir / "data.parquet").write_bytes(b"")  # a dry run only needs the file to exist
     (workdir / "data.yaml").write_text("fit:\n  data:\n    source: file\n    path: data.parquet\n")
     out = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml", "data.yaml").stdout
-    assert set(re.findall(r"results/scores/(\w+)/data\.parquet", out)) == {"hgb", "lgbm", "xgb", "rf"}
+    assert set(re.findall(r"results/scores/(\w+)/data\.parquet", out)) == {
+        "hgb",
+        "lgbm",
+        "xgb",
+        "rf",
+    }
     assert len(re.findall(r"^rule score_data:", out, flags=re.M)) == 4

@@ -1,17 +1,14 @@
-# Helpers shared by the workflow: config validation, wildcard sets, input functions.
+# Helpers shared by the workflow: config validation, wildcard sets, input functions, and the
+# params every rule passes (step name, code fingerprint, the config sections its step reads).
 import systpipe
-from snakemake.utils import validate
 from systpipe.config import toy_chunk_counts, validate_config
-from systpipe.provenance import code_fingerprint
-from systpipe.train import model_file_extension
-from systpipe.variations import feature_variations, variation_names, weight_variations
+from systpipe.models import model_file_extension
+from systpipe.steps import STEPS
+from systpipe.systematics import feature_variations, variation_names, weight_variations
 
-# Domain validation first: one message naming the bad key and what was expected. Then
-# Snakemake's own schema validation, which also fills in defaults.
+# One validation with messages that name the bad key and what was expected: the schema (the
+# package's copy, with the enums of the registered extensions filled in), defaults, semantics.
 config.update(validate_config(config, source="config"))
-
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 ENV = "../envs/systpipe.yaml"
 CLASSIFIERS = [c["name"] for c in config["classifiers"]]
@@ -28,6 +25,17 @@ FIT_PLOTS = ["impacts", "pulls", "correlation", "prefit", "postfit"]
 def _alternatives(names):
     # Regex alternatives for wildcard constraints; "(?!x)x" matches nothing.
     return "|".join(names) if names else "(?!x)x"
+
+
+def step_fingerprint(name):
+    # Hash of the step module's source and its import closure: editing any code the step
+    # uses re-runs it (Snakemake itself only sees the adapter script).
+    return STEPS[name].fingerprint()
+
+
+def step_settings(name, **only):
+    # Exactly the config sections the step reads; the step fails loudly on any other.
+    return STEPS[name].settings_from(config, **only)
 
 
 def classifier_type(name):
@@ -114,12 +122,10 @@ def toy_chunks(wildcards):
     ]
 
 
-def get_plot_inputs(wildcards):
+def get_summary_plot_inputs(wildcards):
     inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
     inputs |= {
-        f"score__{c}__{v}": f"results/scores/{c}/{v}.parquet"
-        for c in CLASSIFIERS
-        for v in SCORED_VARIATIONS
+        f"score__{c}": f"results/scores/{c}/nominal.parquet" for c in CLASSIFIERS
     }
     return inputs
 

@@ -11,8 +11,8 @@ if config["input"]["source"] == "simulate":
         threads: 1
         params:
             step="simulate",
-            code=code_fingerprint("simulate"),
-            settings=config["simulate"],
+            code=step_fingerprint("simulate"),
+            settings=step_settings("simulate"),
             seed=config["seed"],
         script:
             "../scripts/run_step.py"
@@ -29,8 +29,8 @@ else:
         threads: 1
         params:
             step="ingest",
-            code=code_fingerprint("ingest"),
-            settings=config["files"],
+            code=step_fingerprint("ingest"),
+            settings=step_settings("ingest"),
         script:
             "../scripts/run_step.py"
 
@@ -48,8 +48,8 @@ rule split:
     threads: 1
     params:
         step="split",
-        code=code_fingerprint("split"),
-        settings=config["split"],
+        code=step_fingerprint("split"),
+        settings=step_settings("split"),
         seed=config["seed"],
     script:
         "../scripts/run_step.py"

@@ -1,5 +1,5 @@
-# The statistical model: pyhf workspace, profile-likelihood fit, covariance chi2, toys
-# (scatter over chunks, gather into a coverage table) and the method-comparison rows.
+# The statistical model of each classifier: pyhf workspace and binning, profile-likelihood fit,
+# covariance chi2 and the method-comparison rows (steps/fit.py).
 rule workspace:
     input:
         unpack(get_workspace_inputs),
@@ -13,8 +13,8 @@ rule workspace:
     threads: 1
     params:
         step="workspace",
-        code=code_fingerprint("workspace"),
-        settings={"fit": config["fit"], "systematics": config["systematics"]},
+        code=step_fingerprint("workspace"),
+        settings=step_settings("workspace"),
     script:
         "../scripts/run_step.py"
 
@@ -68,8 +68,8 @@ rule fit:
     threads: 1
     params:
         step="fit",
-        code=code_fingerprint("fit"),
-        settings=config["fit"],
+        code=step_fingerprint("fit"),
+        settings=step_settings("fit"),
     script:
         "../scripts/run_step.py"
 
@@ -86,52 +86,8 @@ rule chi2:
     threads: 1
     params:
         step="chi2",
-        code=code_fingerprint("chi2"),
-        settings=config["chi2"],
-    script:
-        "../scripts/run_step.py"
-
-
-rule toys:
-    input:
-        workspace="results/fit/{clf}/workspace.json",
-    output:
-        toys="results/fit/{clf}/toys/{mode}_{chunk}.parquet",
-    log:
-        "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
-    conda:
-        ENV
-    threads: 1
-    params:
-        step="toys",
-        code=code_fingerprint("toys"),
-        settings={"toys": config["toys"], "seed": config["seed"]},
-    script:
-        "../scripts/run_step.py"
-
-
-rule toys_summary:
-    input:
-        toys=toy_chunks,
-    output:
-        parquet="results/fit/{clf}/coverage.parquet",
-        csv=report(
-            "results/fit/{clf}/coverage.csv",
-            caption="../report/coverage.rst",
-            category="{clf}",
-            subcategory="Coverage",
-            labels={"classifier": "{clf}", "table": "coverage per method"},
-        ),
-        md="results/fit/{clf}/coverage.md",
-        tex="results/fit/{clf}/coverage.tex",
-    log:
-        "results/logs/fit/{clf}/toys_summary.log",
-    conda:
-        ENV
-    threads: 1
-    params:
-        step="toys_summary",
-        code=code_fingerprint("toys_summary"),
+        code=step_fingerprint("chi2"),
+        settings=step_settings("chi2"),
     script:
         "../scripts/run_step.py"
 
@@ -148,26 +104,7 @@ rule methods:
     threads: 1
     params:
         step="methods",
-        code=code_fingerprint("methods"),
-        settings={"fit": config["fit"], "chi2": config["chi2"], "scan": config["scan"]},
-    script:
-        "../scripts/run_step.py"
-
-
-rule score_data:
-    input:
-        model=get_model,
-        events=lambda wildcards: config["fit"]["data"]["path"],
-    output:
-        scores="results/scores/{clf}/data.parquet",
-    log:
-        "results/logs/score/{clf}/data.log",
-    conda:
-        ENV
-    threads: config["training"]["threads"]
-    params:
-        step="score_data",
-        code=code_fingerprint("score_data"),
-        features=config["features"],
+        code=step_fingerprint("methods"),
+        settings=step_settings("methods"),
     script:
         "../scripts/run_step.py"

@@ -1,8 +1,8 @@
 # Plots for the report: summaries over classifiers, per-classifier breakdowns, and the
-# reference notebook's part-1 statistics studies.
+# counting-experiment statistics studies (docs/notebooks.md).
 rule plots_summary:
     input:
-        unpack(get_plot_inputs),
+        unpack(get_summary_plot_inputs),
     output:
         ams_png=report(
             "results/plots/ams.png",
@@ -24,9 +24,9 @@ rule plots_summary:
         ENV
     threads: 1
     params:
-        step="plots",
-        code=code_fingerprint("plots"),
-        settings=config["plots"],
+        step="plots_summary",
+        code=step_fingerprint("plots_summary"),
+        settings=step_settings("plots_summary"),
     script:
         "../scripts/run_step.py"
 
@@ -68,9 +68,9 @@ rule plots_classifier:
         ENV
     threads: 1
     params:
-        step="plots",
-        code=code_fingerprint("plots"),
-        settings=config["plots"],
+        step="plots_classifier",
+        code=step_fingerprint("plots_classifier"),
+        settings=step_settings("plots_classifier"),
     script:
         "../scripts/run_step.py"
 
@@ -103,6 +103,7 @@ rule studies:
     threads: 1
     params:
         step="studies",
-        code=code_fingerprint("studies"),
+        code=step_fingerprint("studies"),
+        settings=step_settings("studies"),
     script:
         "../scripts/run_step.py"

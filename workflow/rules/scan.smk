@@ -1,4 +1,4 @@
-# Threshold scan per classifier: S, B per variation, AMS, and every dmu of SPEC section 5.
+# Threshold scan per classifier: S, B per variation, AMS, and every dmu (docs/scan.md).
 rule scan:
     input:
         unpack(get_scan_inputs),
@@ -11,7 +11,7 @@ rule scan:
     threads: 1
     params:
         step="scan",
-        code=code_fingerprint("scan"),
-        settings={"scan": config["scan"], "systematics": config["systematics"]},
+        code=step_fingerprint("scan"),
+        settings=step_settings("scan"),
     script:
         "../scripts/run_step.py"

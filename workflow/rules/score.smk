@@ -15,7 +15,26 @@ rule score:
     threads: config["training"]["threads"]
     params:
         step="score",
-        code=code_fingerprint("score"),
-        features=config["features"],
+        code=step_fingerprint("score"),
+        settings=step_settings("score"),
+    script:
+        "../scripts/run_step.py"
+
+
+rule score_data:
+    input:
+        model=get_model,
+        events=lambda wildcards: config["fit"]["data"]["path"],
+    output:
+        scores="results/scores/{clf}/data.parquet",
+    log:
+        "results/logs/score/{clf}/data.log",
+    conda:
+        ENV
+    threads: config["training"]["threads"]
+    params:
+        step="score_data",
+        code=step_fingerprint("score_data"),
+        settings=step_settings("score_data"),
     script:
         "../scripts/run_step.py"

@@ -28,8 +28,8 @@ rule table:
     threads: 1
     params:
         step="table",
-        code=code_fingerprint("table"),
-        settings={"scan": config["scan"], "systematics": config["systematics"]},
+        code=step_fingerprint("table"),
+        settings=step_settings("table"),
     script:
         "../scripts/run_step.py"
 
@@ -44,6 +44,7 @@ rule provenance:
     threads: 1
     params:
         step="provenance",
-        config_snapshot=config,
+        code=step_fingerprint("provenance"),
+        settings=step_settings("provenance"),
     script:
         "../scripts/run_step.py"

@@ -21,12 +21,8 @@ for _clf in config["classifiers"]:
         params:
             step="train",
             clf=_clf["name"],
-            code=code_fingerprint("train"),
-            settings={
-                "classifier": _clf,
-                "training": config["training"],
-                "features": config["features"],
-            },
+            code=step_fingerprint("train"),
+            settings=step_settings("train", classifiers=_clf["name"]),
             seed=config["seed"],
         script:
             "../scripts/run_step.py"

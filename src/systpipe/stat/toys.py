@@ -5,25 +5,37 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataContractError
-from .fit import MC_STAT, HistFactoryModel, minimize, profile_interval
+from ..errors import ConfigError, DataContractError
+from ..systematics import parse_systematics
+from .likelihood import HistFactoryModel
+from .methods import BUILTIN_METHODS, METHODS, BinnedInputs, CutAndCount
+from .workspace import MC_STAT
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["frequentist", "challenge"]
 MODES: tuple[str, ...] = ("frequentist", "challenge")
-METHODS: tuple[str, ...] = ("shift", "linear", "profile", "chi2")
 _MODE_CODE = {"frequentist": 0, "challenge": 1}
 CL68 = 0.6827
 EPSILON = 1e-3
-TOY_COLUMNS = ["toy", "mode", "method", "mu_true", "mu_hat", "lo", "hi", "width", "covered", "status"]
+TOY_COLUMNS = [
+    "toy",
+    "mode",
+    "method",
+    "mu_true",
+    "mu_hat",
+    "lo",
+    "hi",
+    "width",
+    "covered",
+    "status",
+]
 
 
 # --------------------------------------------------------------------------- challenge score
@@ -70,29 +82,13 @@ def challenge_score(w: float, c: float, n: int) -> float:
 # --------------------------------------------------------------------------- setup
 
 
-@dataclass(frozen=True)
-class CutAndCount:
-    """Single-bin (score above the cut) yields and their per-systematic up/down values (mu = 1)."""
-
-    s: float
-    b: float
-    s_var: dict[str, tuple[float, float]]
-    b_var: dict[str, tuple[float, float]]
-    bins: slice
+#: The inputs of every method for one workspace (kept under its historical name).
+ToySetup = BinnedInputs
 
 
-@dataclass
-class ToySetup:
-    """What every toy needs, built once from the workspace."""
-
-    model: HistFactoryModel
-    cut: CutAndCount
-    s_bins: np.ndarray
-    b_bins: np.ndarray
-    chi2_shifts: dict[str, np.ndarray]
-
-
-def first_bin_for_threshold(bin_edges: Sequence[float] | np.ndarray, threshold: float | None) -> int:
+def first_bin_for_threshold(
+    bin_edges: Sequence[float] | np.ndarray, threshold: float | None
+) -> int:
     """Index of the bin whose lower edge is the cut-and-count threshold (None: the first bin).
 
     Example:
@@ -110,13 +106,21 @@ def first_bin_for_threshold(bin_edges: Sequence[float] | np.ndarray, threshold: 
     return int(hit[0])
 
 
-def prepare(spec: Mapping[str, Any], *, first_bin: int = 0, poi: str = "mu") -> ToySetup:
+def prepare(
+    spec: Mapping[str, Any],
+    *,
+    systematics: Sequence[Mapping[str, Any]] = (),
+    first_bin: int = 0,
+    poi: str = "mu",
+) -> ToySetup:
     """Build the fast model and the cut-and-count/chi2 inputs from a workspace.
 
     The cut-and-count selection is the bins from ``first_bin`` on (score above that bin's
     lower edge). Each systematic's up/down yields are the model's at alpha = +/-1 (exactly
     the workspace's hi/lo templates), so all methods see the same variations; the MC
-    statistical uncertainty enters only the profile and chi2 methods.
+    statistical uncertainty enters only the profile and chi2 methods. ``systematics`` (the
+    config's list) tells the linear method which are rate systematics and their sizes;
+    without it every systematic enters the linear method through its symmetrised shift.
     """
     model = HistFactoryModel(spec, poi=poi)
     if not 0 <= first_bin < model.n_bins:
@@ -152,70 +156,21 @@ def prepare(spec: Mapping[str, Any], *, first_bin: int = 0, poi: str = "mu") -> 
         comp = np.zeros((len(idx), model.n_bins))
         comp[np.arange(len(idx)), bins] = sigma * (s_bins + b_bins)[bins]
         shifts[MC_STAT] = comp
-    cut = CutAndCount(float(s_bins[sl].sum()), float(b_bins[sl].sum()), s_var, b_var, sl)
+    rates = {
+        s.name: s for s in parse_systematics(systematics) if s.linearisable and s.name in s_var
+    }
+    cut = CutAndCount(
+        float(s_bins[sl].sum()),
+        float(b_bins[sl].sum()),
+        s_var,
+        b_var,
+        sl,
+        deltas={k: float(s["delta"]) for k, s in rates.items()},
+        linearisable=dict.fromkeys(rates, True),
+    )
     if cut.s <= 0:
         raise ConfigError("no signal in the cut-and-count region; lower toys.first_bin")
-    return ToySetup(model=model, cut=cut, s_bins=s_bins, b_bins=b_bins, chi2_shifts=shifts)
-
-
-# --------------------------------------------------------------------------- methods
-
-Interval = tuple[float, float, float]  # mu_hat, lo, hi
-
-
-def _shift_interval(cut: CutAndCount, n: float, symmetrise: str) -> Interval:
-    """SPEC section 5 shift method on the observed count n of the cut region."""
-    mu = (n - cut.b) / cut.s
-    stat = math.sqrt(max(n, 0.0)) / cut.s
-    syst2 = 0.0
-    for k, (s_up, s_dn) in cut.s_var.items():
-        b_up, b_dn = cut.b_var[k]
-        d_up = (n - b_up) / s_up - mu
-        d_dn = (n - b_dn) / s_dn - mu
-        d = max(abs(d_up), abs(d_dn)) if symmetrise == "max" else 0.5 * (abs(d_up) + abs(d_dn))
-        syst2 += d * d
-    tot = math.sqrt(stat * stat + syst2)
-    return mu, mu - tot, mu + tot
-
-
-def _linear_interval(cut: CutAndCount, n: float) -> Interval:
-    """First-order propagation (the notebook functor, SPEC section 5) with signed S and B shifts.
-
-    dmu^2 = n/S^2 + sum_k ((-mu dS_k - dB_k)/S)^2, dS_k = (S_up - S_down)/2; for lumi this is
-    the Jacobian entry -n/S times d_L because mu S + B = n.
-    """
-    mu = (n - cut.b) / cut.s
-    var = max(n, 0.0) / cut.s**2
-    for k, (s_up, s_dn) in cut.s_var.items():
-        b_up, b_dn = cut.b_var[k]
-        d = (-mu * 0.5 * (s_up - s_dn) - 0.5 * (b_up - b_dn)) / cut.s
-        var += d * d
-    tot = math.sqrt(var)
-    return mu, mu - tot, mu + tot
-
-
-def _profile_interval(setup: ToySetup, n: np.ndarray, aux: np.ndarray) -> Interval:
-    """Profile-likelihood (Delta NLL = 1/2) interval of the binned model.
-
-    MINOS first (fastest); when MINOS reports an invalid edge (it is confused by the flat
-    signal-normalisation direction near mu = 0) the edges are found by root finding.
-    """
-    model = setup.model
-    m = minimize(model, n, aux, hesse=False, minos=True, strategy=0)
-    if not m.valid:
-        raise RuntimeError("invalid minimum (MIGRAD)")
-    if m.minos is not None and m.minos_valid:
-        mu = float(m.values[model.poi_index])
-        return mu, mu + m.minos[0], mu + m.minos[1]
-    return profile_interval(model, n, aux, best=m)
-
-
-def _chi2_interval(setup: ToySetup, n: np.ndarray) -> Interval:
-    """Covariance-matrix chi2 of systpipe.chi2 (V = diag(s + b) + sum_k D_k D_k^T)."""
-    from .chi2 import fit_mu
-
-    r = fit_mu(n, setup.s_bins, setup.b_bins, setup.chi2_shifts)
-    return r.mu_hat, r.mu_hat - r.dmu_low, r.mu_hat + r.dmu_high
+    return BinnedInputs(model=model, cut=cut, s_bins=s_bins, b_bins=b_bins, chi2_shifts=shifts)
 
 
 # --------------------------------------------------------------------------- toys
@@ -264,7 +219,7 @@ def run_toys(
     seed: int,
     start: int,
     count: int,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = BUILTIN_METHODS,
     mu_true: float = 1.0,
     first_bin: int = 0,
     symmetrise: str = "mean",
@@ -287,25 +242,29 @@ def run_toys(
         raise ConfigError(f"symmetrise must be 'mean' or 'max', got {symmetrise!r}")
     if count < 0 or start < 0:
         raise ConfigError(f"toy range start={start}, count={count} must be non-negative")
-    setup = spec_or_setup if isinstance(spec_or_setup, ToySetup) else prepare(spec_or_setup, first_bin=first_bin)
-    cut = setup.cut
-    runners: dict[str, Callable[[np.ndarray, np.ndarray], Interval]] = {
-        "shift": lambda n, aux: _shift_interval(cut, float(n[cut.bins].sum()), symmetrise),
-        "linear": lambda n, aux: _linear_interval(cut, float(n[cut.bins].sum())),
-        "profile": lambda n, aux: _profile_interval(setup, n, aux),
-        "chi2": lambda n, aux: _chi2_interval(setup, n),
-    }
+    setup = (
+        spec_or_setup
+        if isinstance(spec_or_setup, BinnedInputs)
+        else prepare(spec_or_setup, first_bin=first_bin)
+    )
+    runners = {m: METHODS[m] for m in methods}
     started = time.perf_counter()
     records: list[tuple[Any, ...]] = []
     progress_every = max(1, count // 10)
     for index in range(start, start + count):
         if index > start and (index - start) % progress_every == 0:
-            log.info("toy %d of %d (%s), %.1f ms per toy so far", index - start, count, mode,
-                     1e3 * (time.perf_counter() - started) / (index - start))
+            log.info(
+                "toy %d of %d (%s), %.1f ms per toy so far",
+                index - start,
+                count,
+                mode,
+                1e3 * (time.perf_counter() - started) / (index - start),
+            )
         n, aux = throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
         for method in methods:
             try:
-                mu, lo, hi = runners[method](n, aux)
+                result = runners[method].toy_interval(setup, n, aux, symmetrise)
+                mu, lo, hi = result.mu_hat, result.lo, result.hi
                 if not (math.isfinite(mu) and math.isfinite(lo) and math.isfinite(hi)):
                     raise RuntimeError("non-finite interval")
                 status = "ok"
@@ -316,12 +275,25 @@ def run_toys(
             covered = bool(status == "ok" and lo <= mu_true <= hi)
             records.append((index, mode, method, mu_true, mu, lo, hi, hi - lo, covered, status))
     df = pd.DataFrame.from_records(records, columns=TOY_COLUMNS)
-    df = df.astype({"toy": "int64", "mode": "string", "method": "string", "status": "string", "covered": "bool"})
+    df = df.astype(
+        {
+            "toy": "int64",
+            "mode": "string",
+            "method": "string",
+            "status": "string",
+            "covered": "bool",
+        }
+    )
     elapsed = time.perf_counter() - started
     n_failed = int((df["status"] != "ok").sum())
     log.info(
         "toys %d..%d (%s): %d rows, %d failed, %.1f ms per toy",
-        start, start + count - 1, mode, len(df), n_failed, 1e3 * elapsed / max(count, 1),
+        start,
+        start + count - 1,
+        mode,
+        len(df),
+        n_failed,
+        1e3 * elapsed / max(count, 1),
     )
     return df
 
@@ -337,10 +309,16 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
         DataFrame with mode, method, n_toys, n_ok, n_failed, coverage, coverage_err,
         mean_width, bias, bias_err, rms, penalty, score; sorted by mode and method.
     """
-    df = toy_frames if isinstance(toy_frames, pd.DataFrame) else pd.concat(list(toy_frames), ignore_index=True)
+    df = (
+        toy_frames
+        if isinstance(toy_frames, pd.DataFrame)
+        else pd.concat(list(toy_frames), ignore_index=True)
+    )
     missing = [c for c in TOY_COLUMNS if c not in df.columns]
     if missing:
-        raise DataContractError(f"toy table lacks column(s) {missing}; columns present: {list(df.columns)}")
+        raise DataContractError(
+            f"toy table lacks column(s) {missing}; columns present: {list(df.columns)}"
+        )
     dup = df.duplicated(["mode", "method", "toy"])
     if dup.any():
         first = df.loc[dup].iloc[0]
@@ -352,7 +330,13 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
     for (mode, method), g in df.groupby(["mode", "method"], sort=True):
         ok = g[g["status"] == "ok"]
         n_ok = len(ok)
-        row: dict[str, Any] = {"mode": mode, "method": method, "n_toys": len(g), "n_ok": n_ok, "n_failed": len(g) - n_ok}
+        row: dict[str, Any] = {
+            "mode": mode,
+            "method": method,
+            "n_toys": len(g),
+            "n_ok": n_ok,
+            "n_failed": len(g) - n_ok,
+        }
         if n_ok:
             c = float(ok["covered"].mean())
             w = float(ok["width"].mean())
@@ -369,15 +353,20 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
             )
         else:
             row.update(
-                coverage=math.nan, coverage_err=math.nan, mean_width=math.nan, bias=math.nan,
-                bias_err=math.nan, rms=math.nan, penalty=math.inf, score=-math.inf,
+                coverage=math.nan,
+                coverage_err=math.nan,
+                mean_width=math.nan,
+                bias=math.nan,
+                bias_err=math.nan,
+                rms=math.nan,
+                penalty=math.inf,
+                score=-math.inf,
             )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 __all__ = [
-    "METHODS",
     "MODES",
     "CutAndCount",
     "ToySetup",
@@ -390,4 +379,3 @@ __all__ = [
     "throw_toy",
     "toy_rng",
 ]
-

@@ -1,157 +1,34 @@
-"""Figures of the scan, the uncertainty breakdown, score shapes, ROC curves and lumi projection."""
+"""Figures of the threshold scan: AMS, uncertainty breakdown, score shapes, ROC, lumi projection."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import math
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import matplotlib
-import matplotlib.style
-import mplhep
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from sklearn.metrics import roc_curve
 
-from .errors import ConfigError, DataContractError
-from .io import write_bytes
+from ..errors import ConfigError, DataContractError
+from ..metrics import weighted_roc
+from .style import (
+    COLORS,
+    OutPath,
+    add_label,
+    figure_style,
+    new_figure,
+    require,
+    save_figure,
+    tex_escape,
+)
 
-log = logging.getLogger(__name__)
-
-OutPath = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-
-FORMATS = (".png", ".pdf")
-DPI = 150
-LABEL = "systpipe"
 # Curves with more points than this are thinned for drawing only (PDF size); numbers such as
 # the AUC always use the full curve.
 MAX_DRAWN_POINTS = 2000
-_STYLE = {
-    **mplhep.style.ATLAS,
-    # The ATLAS style's serif fallbacks are not all installed everywhere; pin fonts that ship
-    # with mplhep/matplotlib so that no findfont warning is ever emitted.
-    "font.sans-serif": ["TeX Gyre Heros", "DejaVu Sans"],
-    "legend.fontsize": "small",
-    "axes.prop_cycle": matplotlib.cycler(
-        color=[
-            "#3f90da",
-            "#ffa90e",
-            "#bd1f01",
-            "#94a4a2",
-            "#832db6",
-            "#a96b59",
-            "#e76300",
-            "#b9ac70",
-            "#717581",
-            "#92dadd",
-        ]
-    ),
-}
-_COLORS = _STYLE["axes.prop_cycle"].by_key()["color"]
-
-
-# --------------------------------------------------------------------------- infrastructure
-
-
-def output_paths(out: OutPath) -> list[Path]:
-    """Resolve an output stem (``results/ams`` -> ``.png`` + ``.pdf``) or explicit paths.
-
-    A single path ending in ``.png``/``.pdf`` is treated as the stem of both files.
-
-    Example:
-        >>> [p.name for p in output_paths("plots/ams_hgb")]
-        ['ams_hgb.png', 'ams_hgb.pdf']
-        >>> [p.name for p in output_paths(["a/x.pdf"])]
-        ['x.pdf']
-    """
-    if isinstance(out, str | os.PathLike):
-        path = Path(out)
-        if path.suffix.lower() in FORMATS:
-            path = path.with_suffix("")
-        return [path.with_name(path.name + ext) for ext in FORMATS]
-    paths = [Path(p) for p in out]
-    if not paths:
-        raise ConfigError("plot output: no output path given")
-    bad = [str(p) for p in paths if p.suffix.lower() not in FORMATS]
-    if bad:
-        raise ConfigError(f"plot output: unsupported file type {bad}; use .png or .pdf")
-    return paths
-
-
-@contextlib.contextmanager
-def figure_style() -> Iterator[None]:
-    """Context in which every systpipe figure is built and saved (mplhep ATLAS-like style)."""
-    with matplotlib.style.context(_STYLE):
-        yield
-
-
-def new_figure(
-    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (8.0, 6.0), **kwargs
-) -> tuple[Figure, np.ndarray]:
-    """Create a pyplot-free Agg figure (no global state, nothing to close) and its axes array."""
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
-    return fig, axes
-
-
-def add_label(ax: Axes, rlabel: str | None = None) -> None:
-    """Non-official experiment-style label: bold 'systpipe' + italic 'Simulation'.
-
-    Call it last: mplhep spaces the label words in axes fractions, so the layout is computed
-    and frozen first (otherwise constrained layout shrinks the axes afterwards and the words
-    collide).
-    """
-    fig = ax.get_figure()
-    if fig.get_layout_engine() is not None:
-        fig.draw_without_rendering()
-        fig.set_layout_engine("none")
-    mplhep.label.exp_label(exp=LABEL, data=False, ax=ax, rlabel=rlabel or "", loc=0)
-
-
-def save_figure(fig: Figure, out: OutPath) -> list[Path]:
-    """Render ``fig`` to every requested format, then move the files into place atomically.
-
-    PDF creation dates are dropped so that identical inputs give byte-identical files.
-    """
-    paths = output_paths(out)
-    blobs = []
-    for path in paths:
-        buf = io.BytesIO()
-        fmt = path.suffix.lower().lstrip(".")
-        metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(
-            buf, format=fmt, dpi=DPI, metadata=metadata, bbox_inches="tight", pad_inches=0.08
-        )
-        blobs.append(buf.getvalue())
-    for path, blob in zip(paths, blobs, strict=True):
-        write_bytes(blob, path)
-    fig.clear()
-    log.info("wrote %s", ", ".join(str(p) for p in paths))
-    return paths
-
-
-def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataContractError(
-            f"{what}: missing column(s) {missing}; columns present: {list(df.columns)}"
-        )
-
-
-def _tex_escape(text: str) -> str:
-    # Names come from config; '$' would open mathtext.
-    return str(text).replace("$", r"\$")
 
 
 def _finite(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -215,8 +92,8 @@ def plot_ams(
         ax = axes[0, 0]
         for i, (name, scan) in enumerate(scans.items()):
             cols = ["threshold", "ams"] + (["ams_higgsml"] if higgsml else [])
-            _require(scan, cols, f"scan table of {name!r}")
-            color = _COLORS[i % len(_COLORS)]
+            require(scan, cols, f"scan table of {name!r}")
+            color = COLORS[i % len(COLORS)]
             thr = scan["threshold"].to_numpy(dtype=float)
             ams = _finite(scan["ams"])
             valid = _valid_mask(scan) & np.isfinite(ams)
@@ -226,7 +103,7 @@ def plot_ams(
                 best = int(np.flatnonzero(valid)[np.nanargmax(ams[valid])])
             else:
                 best = None
-            label = _tex_escape(name)
+            label = tex_escape(name)
             if best is not None:
                 label += f" (max {ams[best]:.3g} at $t$ = {thr[best]:.3g})"
             ax.plot(thr, ams, color=color, lw=2, label=label)
@@ -281,16 +158,21 @@ def plot_dmu_breakdown(
         The written paths.
     """
     components = ["dmu_stat", *[f"dmu_{k}" for k in systematics], "dmu_syst", "dmu_tot"]
-    _require(scan, ["threshold", *components], "plot_dmu_breakdown: scan table")
+    require(scan, ["threshold", *components], "plot_dmu_breakdown: scan table")
     thr = scan["threshold"].to_numpy(dtype=float)
     valid = _valid_mask(scan)
     with figure_style():
         fig, axes = new_figure(figsize=(10.0, 6.5))
         ax = axes[0, 0]
-        styles = {
-            "dmu_stat": dict(color="black", ls="--", lw=2, label="statistical"),
-            "dmu_syst": dict(color="#bd1f01", ls="-.", lw=2, label="systematic (quadrature sum)"),
-            "dmu_tot": dict(color="#3f90da", ls="-", lw=3, label="total"),
+        styles: dict[str, dict[str, Any]] = {
+            "dmu_stat": {"color": "black", "ls": "--", "lw": 2, "label": "statistical"},
+            "dmu_syst": {
+                "color": "#bd1f01",
+                "ls": "-.",
+                "lw": 2,
+                "label": "systematic (quadrature sum)",
+            },
+            "dmu_tot": {"color": "#3f90da", "ls": "-", "lw": 3, "label": "total"},
         }
         syst_colors = [
             "#ffa90e",
@@ -306,12 +188,12 @@ def plot_dmu_breakdown(
         for j, col in enumerate(components):
             y = _finite(scan[col])
             y[~valid | (y <= 0)] = np.nan
-            style = styles.get(col) or dict(
-                color=syst_colors[(j - 1) % len(syst_colors)],
-                ls=":",
-                lw=2,
-                label=f"systematic: {_tex_escape(col[4:])}",
-            )
+            style = styles.get(col) or {
+                "color": syst_colors[(j - 1) % len(syst_colors)],
+                "ls": ":",
+                "lw": 2,
+                "label": f"systematic: {tex_escape(col[4:])}",
+            }
             ax.plot(thr, y, **style)
             positives.append(y[np.isfinite(y)])
         tot = _finite(scan["dmu_tot"])
@@ -348,7 +230,7 @@ def plot_dmu_breakdown(
         ax.legend(
             loc="upper left",
             ncols=2,
-            title=_tex_escape(title) if title else None,
+            title=tex_escape(title) if title else None,
             bbox_to_anchor=(0.0, 0.93),
         )
         lo, hi = ax.get_ylim()
@@ -408,7 +290,7 @@ def plot_score_variations(
             f"given: {list(scores)}"
         )
     for v in names:
-        _require(scores[v], ["label", "weight", "score"], f"score frame of variation {v!r}")
+        require(scores[v], ["label", "weight", "score"], f"score frame of variation {v!r}")
     edges = _score_edges([scores[v]["score"].to_numpy(dtype=float) for v in names], bins)
     var_colors = ["#bd1f01", "#3f90da", "#ffa90e", "#832db6", "#a96b59", "#92dadd"]
     with figure_style():
@@ -441,7 +323,7 @@ def plot_score_variations(
             for j, v in enumerate(names[1:]):
                 color = var_colors[(j // 2) % len(var_colors)]
                 ls = "-" if v.endswith("_up") else "--"
-                ax.stairs(hists[v], edges, color=color, lw=1.5, ls=ls, label=_tex_escape(v))
+                ax.stairs(hists[v], edges, color=color, lw=1.5, ls=ls, label=tex_escape(v))
                 ratio = np.divide(hists[v], nom, out=np.full_like(nom, np.nan), where=nom > 0)
                 rax.stairs(ratio, edges, color=color, lw=1.5, ls=ls, baseline=None)
                 if np.isfinite(ratio).any():
@@ -458,7 +340,7 @@ def plot_score_variations(
             ax.set_ylabel("Weighted events / bin")
             rax.set_ylabel("variation / nominal", fontsize="small")
             rax.set_xlabel("Classifier score")
-            leg_title = what if col == 1 or not title else f"{_tex_escape(title)}: {what}"
+            leg_title = what if col == 1 or not title else f"{tex_escape(title)}: {what}"
             handles, labels = ax.get_legend_handles_labels()
             handles.append(Patch(color="0.85"))
             labels.append("nominal MC stat. (ratio)")
@@ -490,41 +372,6 @@ def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> n
 # --------------------------------------------------------------------------- ROC
 
 
-class RocCurve(NamedTuple):
-    """Weighted ROC curve: background and signal efficiency per threshold, and the AUC."""
-
-    fpr: np.ndarray
-    tpr: np.ndarray
-    thresholds: np.ndarray
-    auc: float
-
-
-def weighted_roc(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> RocCurve:
-    """Weighted ROC curve and AUC; negative weights (NLO samples) are kept, not clipped.
-
-    With negative weights the cumulative efficiencies are signed yields and may be locally
-    non-monotonic, so the AUC is the trapezoidal integral of tpr d(fpr) along the curve.
-    That equals the weighted Mann-Whitney probability
-    sum_{i sig, j bkg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2) / (W_sig W_bkg), the same
-    value as sklearn's roc_auc_score when all weights are positive.
-
-    Example:
-        >>> r = weighted_roc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], [1.0, 1.0, 1.0, 1.0])
-        >>> round(r.auc, 3)
-        0.75
-    """
-    y = np.asarray(label).astype(int)
-    s = np.asarray(score, dtype=float)
-    w = np.asarray(weight, dtype=float)
-    w_sig, w_bkg = float(w[y == 1].sum()), float(w[y == 0].sum())
-    if not (w_sig > 0 and w_bkg > 0):
-        raise DataContractError(
-            f"ROC: need positive total signal and background weight, got {w_sig:g} and {w_bkg:g}"
-        )
-    fpr, tpr, thr = roc_curve(y, s, sample_weight=w)
-    return RocCurve(fpr, tpr, thr, float(np.trapezoid(tpr, fpr)))
-
-
 def plot_roc(
     scores_nominal: Mapping[str, pd.DataFrame], out: OutPath, *, rlabel: str | None = None
 ) -> list[Path]:
@@ -532,7 +379,7 @@ def plot_roc(
 
     Left: signal vs background efficiency; right: background rejection 1/eps_B vs signal
     efficiency (log scale), the HEP view of the high-purity region. Negative weights are kept
-    (see :func:`weighted_roc`).
+    (see :func:`systpipe.metrics.weighted_roc`).
 
     Args:
         scores_nominal: classifier name -> nominal score frame (label, weight, score).
@@ -548,12 +395,12 @@ def plot_roc(
         fig, axes = new_figure(1, 2, figsize=(14.0, 6.5))
         ax, rax = axes[0]
         for i, (name, df) in enumerate(scores_nominal.items()):
-            _require(df, ["label", "weight", "score"], f"score frame of {name!r}")
+            require(df, ["label", "weight", "score"], f"score frame of {name!r}")
             roc = weighted_roc(
                 df["label"].to_numpy(), df["score"].to_numpy(), df["weight"].to_numpy()
             )
-            color = _COLORS[i % len(_COLORS)]
-            label = f"{_tex_escape(name)} (AUC = {roc.auc:.4f})"
+            color = COLORS[i % len(COLORS)]
+            label = f"{tex_escape(name)} (AUC = {roc.auc:.4f})"
             ax.plot(*_thin(roc.fpr, roc.tpr), color=color, lw=2, label=label)
             keep = roc.fpr > 0
             rx, ry = _thin(roc.tpr[keep], 1.0 / roc.fpr[keep])
@@ -676,7 +523,7 @@ def plot_lumi_projection(
                     color=syst_colors[j % len(syst_colors)],
                     ls=":",
                     lw=2,
-                    label=f"systematic: {_tex_escape(k)}",
+                    label=f"systematic: {tex_escape(k)}",
                 )
         if proj.dmu_syst[0] > 0:
             ax.plot(
@@ -704,25 +551,18 @@ def plot_lumi_projection(
         ax.set_ylim(ymin, ymax * (ymax / ymin) ** 0.3)
         ax.set_xlabel(r"Luminosity scale $\alpha = \mathcal{L}/\mathcal{L}_0$")
         ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
-        ax.legend(loc="upper right", ncols=2, title=_tex_escape(title) if title else None)
+        ax.legend(loc="upper right", ncols=2, title=tex_escape(title) if title else None)
         add_label(ax, rlabel)
         return save_figure(fig, out)
 
 
 __all__ = [
     "LumiProjection",
-    "RocCurve",
-    "add_label",
-    "figure_style",
     "luminosity_crossover",
-    "new_figure",
-    "output_paths",
     "plot_ams",
     "plot_dmu_breakdown",
     "plot_lumi_projection",
     "plot_roc",
     "plot_score_variations",
     "project_with_luminosity",
-    "save_figure",
-    "weighted_roc",
 ]

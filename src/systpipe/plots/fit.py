@@ -10,18 +10,21 @@ from typing import Any
 import numpy as np
 from matplotlib.patches import Patch
 
-from .errors import DataContractError
-from .fit import FitResult, HistFactoryModel
-from .plots import _COLORS, OutPath, _tex_escape, add_label, figure_style, new_figure, save_figure
+from ..errors import DataContractError
+from ..stat.fit import FitResult
+from ..stat.likelihood import HistFactoryModel
+from .style import COLORS, OutPath, add_label, figure_style, new_figure, save_figure, tex_escape
 
 log = logging.getLogger(__name__)
 
 
 def _label(name: str) -> str:
-    return _tex_escape(name)
+    return tex_escape(name)
 
 
-def plot_impacts(result: FitResult, out: OutPath, *, top_n: int = 20, rlabel: str | None = None) -> list[Path]:
+def plot_impacts(
+    result: FitResult, out: OutPath, *, top_n: int = 20, rlabel: str | None = None
+) -> list[Path]:
     """Ranking plot: pre-/post-fit impacts on mu (bottom axis) and pulls (top axis), largest first.
 
     Args:
@@ -32,42 +35,58 @@ def plot_impacts(result: FitResult, out: OutPath, *, top_n: int = 20, rlabel: st
     """
     imp = result.impacts
     if imp is None or imp.empty:
-        raise DataContractError("plot_impacts: the fit result has no impacts (fit with impacts=True)")
+        raise DataContractError(
+            "plot_impacts: the fit result has no impacts (fit with impacts=True)"
+        )
     imp = imp.head(top_n).iloc[::-1].reset_index(drop=True)
     pulls = result.pulls.set_index("parameter")
     y = np.arange(len(imp))
     with figure_style():
         fig, axes = new_figure(figsize=(8.0, 1.6 + 0.38 * len(imp)))
         ax = axes[0, 0]
-        ax.barh(y, imp["pre_up"], height=0.7, fill=False, edgecolor=_COLORS[0], lw=1.2)
-        ax.barh(y, imp["pre_down"], height=0.7, fill=False, edgecolor=_COLORS[1], lw=1.2)
-        ax.barh(y, imp["post_up"], height=0.7, color=_COLORS[0], alpha=0.7)
-        ax.barh(y, imp["post_down"], height=0.7, color=_COLORS[1], alpha=0.7)
+        ax.barh(y, imp["pre_up"], height=0.7, fill=False, edgecolor=COLORS[0], lw=1.2)
+        ax.barh(y, imp["pre_down"], height=0.7, fill=False, edgecolor=COLORS[1], lw=1.2)
+        ax.barh(y, imp["post_up"], height=0.7, color=COLORS[0], alpha=0.7)
+        ax.barh(y, imp["post_down"], height=0.7, color=COLORS[1], alpha=0.7)
         ax.axvline(0.0, color="black", lw=0.8)
-        lim = 1.15 * float(np.nanmax(np.abs(imp[["pre_up", "pre_down", "post_up", "post_down"]].to_numpy())))
+        lim = 1.15 * float(
+            np.nanmax(np.abs(imp[["pre_up", "pre_down", "post_up", "post_down"]].to_numpy()))
+        )
         ax.set_xlim(-max(lim, 1e-6), max(lim, 1e-6))
         ax.set_yticks(y, [_label(p) for p in imp["parameter"]])
         ax.set_ylim(-0.7, len(imp) - 0.3 + 1.2)
         ax.set_xlabel(r"Impact on $\hat{\mu}$: $\Delta\hat{\mu}$")
         top = ax.twiny()
-        vals = np.array([pulls.loc[p, "pull"] if p in pulls.index else np.nan for p in imp["parameter"]])
-        errs = np.array([pulls.loc[p, "constraint"] if p in pulls.index else np.nan for p in imp["parameter"]])
+        vals = np.array(
+            [pulls.loc[p, "pull"] if p in pulls.index else np.nan for p in imp["parameter"]]
+        )
+        errs = np.array(
+            [pulls.loc[p, "constraint"] if p in pulls.index else np.nan for p in imp["parameter"]]
+        )
         top.errorbar(vals, y, xerr=errs, fmt="o", color="black", ms=4, lw=1.2)
         top.set_xlim(-2.0, 2.0)
         top.axvline(-1.0, color="grey", ls=":", lw=0.8)
         top.axvline(1.0, color="grey", ls=":", lw=0.8)
         top.set_xlabel(r"Pull $(\hat{\theta} - \theta_0)/\Delta\theta$")
         handles = [
-            Patch(facecolor="none", edgecolor=_COLORS[0], label=r"pre-fit $+1\sigma$"),
-            Patch(facecolor="none", edgecolor=_COLORS[1], label=r"pre-fit $-1\sigma$"),
-            Patch(facecolor=_COLORS[0], alpha=0.7, label=r"post-fit $+1\sigma$"),
-            Patch(facecolor=_COLORS[1], alpha=0.7, label=r"post-fit $-1\sigma$"),
+            Patch(facecolor="none", edgecolor=COLORS[0], label=r"pre-fit $+1\sigma$"),
+            Patch(facecolor="none", edgecolor=COLORS[1], label=r"pre-fit $-1\sigma$"),
+            Patch(facecolor=COLORS[0], alpha=0.7, label=r"post-fit $+1\sigma$"),
+            Patch(facecolor=COLORS[1], alpha=0.7, label=r"post-fit $-1\sigma$"),
         ]
         ax.legend(handles=handles, loc="upper right", ncols=2, fontsize="x-small")
         # the experiment label would collide with the pull axis on top: title-free figure,
         # rlabel (if any) goes into the lower right corner
         if rlabel:
-            ax.text(0.98, 0.02, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
+            ax.text(
+                0.98,
+                0.02,
+                rlabel,
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize="small",
+            )
         return save_figure(fig, out)
 
 
@@ -102,7 +121,9 @@ def plot_correlation(
     if corr.size == 0:
         raise DataContractError("plot_correlation: the fit result has no correlation matrix")
     off = np.abs(corr - np.diag(np.diag(corr)))
-    keep = np.flatnonzero(np.nanmax(off, axis=1) >= min_abs) if min_abs > 0 else np.arange(len(names))
+    keep = (
+        np.flatnonzero(np.nanmax(off, axis=1) >= min_abs) if min_abs > 0 else np.arange(len(names))
+    )
     corr = corr[np.ix_(keep, keep)]
     names = [names[i] for i in keep]
     size = 2.5 + 0.4 * len(names)
@@ -118,23 +139,19 @@ def plot_correlation(
             for i in range(len(names)):
                 for j in range(len(names)):
                     if np.isfinite(corr[i, j]):
-                        ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                                color="white" if abs(corr[i, j]) > 0.6 else "black")
+                        ax.text(
+                            j,
+                            i,
+                            f"{corr[i, j]:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if abs(corr[i, j]) > 0.6 else "black",
+                        )
         cbar = fig.colorbar(im, ax=ax, shrink=0.8)
         cbar.set_label(r"Correlation coefficient $\rho$")
         ax.set_title("Post-fit correlations", fontsize="medium")
         return save_figure(fig, out)
-
-
-def _jacobian(model: HistFactoryModel, pars: np.ndarray, indices: Sequence[int], step: float = 1e-5) -> np.ndarray:
-    jac = np.empty((len(indices), model.n_bins))
-    for k, i in enumerate(indices):
-        h = step * max(1.0, abs(pars[i]))
-        up, dn = pars.copy(), pars.copy()
-        up[i] += h
-        dn[i] -= h
-        jac[k] = (model.expected(up) - model.expected(dn)) / (2 * h)
-    return jac
 
 
 def yield_bands(
@@ -162,7 +179,7 @@ def yield_bands(
         idx = [pos[n] for n in result.correlation_names]
         err = np.asarray(result.errors, dtype=float)[idx]
         cov = np.asarray(result.correlation, dtype=float) * np.outer(err, err)
-    jac = _jacobian(model, pars, idx)
+    jac = model.jacobian(pars, idx)
     sigma = np.sqrt(np.clip(np.einsum("ib,ij,jb->b", jac, cov, jac), 0.0, None))
     rows = model.expected_by_sample(pars)
     return rows, rows.sum(axis=0), sigma, model
@@ -183,23 +200,57 @@ def plot_distribution(
     rows, total, sigma, model = yield_bands(spec, result)
     data = model.observed
     n_bins = model.n_bins
-    edges = np.arange(n_bins + 1, dtype=float) if bin_edges is None else np.asarray(bin_edges, dtype=float)
+    edges = (
+        np.arange(n_bins + 1, dtype=float)
+        if bin_edges is None
+        else np.asarray(bin_edges, dtype=float)
+    )
     if edges.size != n_bins + 1:
         raise DataContractError(f"plot_distribution: {edges.size} edges for {n_bins} bins")
     centres = 0.5 * (edges[1:] + edges[:-1])
     # backgrounds at the bottom of the stack, signal on top
-    order = sorted(range(len(model.rows)), key=lambda r: (bool(model.signal_rows[r]), model.rows[r][1]))
+    order = sorted(
+        range(len(model.rows)), key=lambda r: (bool(model.signal_rows[r]), model.rows[r][1])
+    )
     with figure_style():
-        fig, axes = new_figure(2, 1, figsize=(8.0, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        fig, axes = new_figure(
+            2, 1, figsize=(8.0, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
         ax, rax = axes[0, 0], axes[1, 0]
         bottom = np.zeros(n_bins)
         for k, r in enumerate(order):
-            label = _label(model.rows[r][1]) + (r" ($\times\hat{\mu}$)" if result is not None and model.signal_rows[r] else "")
-            ax.stairs(bottom + rows[r], edges, baseline=bottom, fill=True, color=_COLORS[k % len(_COLORS)], label=label)
+            label = _label(model.rows[r][1]) + (
+                r" ($\times\hat{\mu}$)" if result is not None and model.signal_rows[r] else ""
+            )
+            ax.stairs(
+                bottom + rows[r],
+                edges,
+                baseline=bottom,
+                fill=True,
+                color=COLORS[k % len(COLORS)],
+                label=label,
+            )
             bottom = bottom + rows[r]
-        ax.stairs(total + sigma, edges, baseline=total - sigma, fill=True, facecolor="none", edgecolor="grey",
-                  hatch="////", lw=0, label="Uncertainty")
-        ax.errorbar(centres, data, yerr=np.sqrt(np.clip(data, 0, None)), fmt="o", color="black", ms=4, label="Data")
+        ax.stairs(
+            total + sigma,
+            edges,
+            baseline=total - sigma,
+            fill=True,
+            facecolor="none",
+            edgecolor="grey",
+            hatch="////",
+            lw=0,
+            label="Uncertainty",
+        )
+        ax.errorbar(
+            centres,
+            data,
+            yerr=np.sqrt(np.clip(data, 0, None)),
+            fmt="o",
+            color="black",
+            ms=4,
+            label="Data",
+        )
         ax.set_ylabel("Events / bin")
         # plain tick labels: an offset text ("x10^4") would sit under the experiment label
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-4, 7), useOffset=False)
@@ -209,13 +260,24 @@ def plot_distribution(
             rel = sigma / total
             ratio = data / total
             rerr = np.sqrt(np.clip(data, 0, None)) / total
-        rax.stairs(1 + rel, edges, baseline=1 - rel, fill=True, facecolor="none", edgecolor="grey", hatch="////", lw=0)
+        rax.stairs(
+            1 + rel,
+            edges,
+            baseline=1 - rel,
+            fill=True,
+            facecolor="none",
+            edgecolor="grey",
+            hatch="////",
+            lw=0,
+        )
         rax.errorbar(centres, ratio, yerr=rerr, fmt="o", color="black", ms=4)
         rax.axhline(1.0, color="black", lw=0.8)
         rax.set_ylim(0.5, 1.5)
         rax.set_ylabel("Data / pred.")
         rax.set_xlabel("Classifier score" if bin_edges is not None else "Bin index")
-        ax.set_title("Post-fit" if result is not None else "Pre-fit", fontsize="medium", loc="right")
+        ax.set_title(
+            "Post-fit" if result is not None else "Pre-fit", fontsize="medium", loc="right"
+        )
         add_label(ax, rlabel)
         return save_figure(fig, out)
 

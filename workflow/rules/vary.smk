@@ -4,7 +4,7 @@ rule vary:
     input:
         test="results/data/test.parquet",
     output:
-        variation="results/variations/{variation}.parquet",
+        events="results/variations/{variation}.parquet",
     log:
         "results/logs/vary/{variation}.log",
     conda:
@@ -12,8 +12,8 @@ rule vary:
     threads: 1
     params:
         step="vary",
-        code=code_fingerprint("vary"),
-        settings={"systematics": config["systematics"], "features": config["features"]},
+        code=step_fingerprint("vary"),
+        settings=step_settings("vary"),
         seed=config["seed"],
     script:
         "../scripts/run_step.py"

@@ -1,4 +1,4 @@
-"""Covariance-matrix chi2 with fully correlated systematic shifts (reference notebook 001)."""
+"""Covariance-matrix chi2 with fully correlated systematic shifts (docs/statistics.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.special
 
-from .errors import ModelError
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def counting_shifts(
             in channel order.
         frac_errors: systematic name -> fractional error per channel.
         correlations: systematic name -> correlation between channels (default 1.0, fully
-            correlated; notebook 001's xsec_corr / reco_corr).
+            correlated).
 
     Returns:
         name -> (components, total bins) shift array for :func:`covariance`.
@@ -271,7 +271,9 @@ def _model_inputs(
     )
 
 
-def _linear_fit(n_obs, s, b, var, dmat, stat: str) -> Chi2Result:
+def _linear_fit(
+    n_obs: np.ndarray, s: np.ndarray, b: np.ndarray, var: np.ndarray, dmat: np.ndarray, stat: str
+) -> Chi2Result:
     cov = np.diag(var) + dmat.T @ dmat
     cf = _cho(cov)
     ws, wr = scipy.linalg.cho_solve(cf, np.column_stack([s, n_obs - b]), check_finite=False).T
@@ -286,7 +288,9 @@ def _linear_fit(n_obs, s, b, var, dmat, stat: str) -> Chi2Result:
     return Chi2Result(mu_hat, half, half, max(chi2_min, 0.0), n_obs.shape[0] - 1, stat)
 
 
-def _fitted_fit(n_obs, s, b, dmat, mu_ref: float) -> Chi2Result:
+def _fitted_fit(
+    n_obs: np.ndarray, s: np.ndarray, b: np.ndarray, dmat: np.ndarray, mu_ref: float
+) -> Chi2Result:
     """Pearson chi2 with V(mu) = diag(mu s + b) + sum D D^T: 1-D minimisation + root finding."""
     syst = dmat.T @ dmat
     pos = s > 0
@@ -353,7 +357,7 @@ def fit_mu(
     s ~ 0). The systematic shifts D_k are fixed arrays (evaluated at the reference point).
 
     ``stat`` chooses the statistical variance:
-      * "expected" (default, notebook 001's choice, Pearson-like): mu_ref s + b, the
+      * "expected" (default, Pearson-like): mu_ref s + b, the
         prediction at the Asimov point; V does not depend on mu, so the fit is linear least
         squares and the Delta chi2 = 1 interval is exact and symmetric: 1/sqrt(s^T V^-1 s).
       * "observed" (Neyman): the observed counts; also analytic. Fails on empty bins without
@@ -432,7 +436,7 @@ def conditional_prediction(
     """Prediction of the unmeasured bins constrained by the measured ones (Gaussian conditioning).
 
     m_u + V_um V_mm^-1 (n_m - m_m) and V_uu - V_um V_mm^-1 V_mu: the values that minimise the
-    joint chi2 over the unmeasured bins (notebook 001's moving chi2 minimum), and the
+    joint chi2 over the unmeasured bins (the moving chi2 minimum), and the
     covariance of that constrained prediction.
 
     Args:
@@ -482,7 +486,7 @@ def conditional_count_moments(
 ) -> ConditionalMoments:
     """Exact moments of the other bins' counts when bin ``index`` has lo <= n <= hi.
 
-    Model of notebook 001's pseudo-experiments: lambda ~ Normal(expected, sum D^T D) (the
+    Model of the pseudo-experiments: lambda ~ Normal(expected, sum D^T D) (the
     systematics-only covariance), n ~ Poisson(lambda). Conditioning on one bin's count is a
     1-D integral over its lambda (the others are linear-Gaussian in it), done on a uniform
     grid. Neglects lambda < 0 (the toys clip it at 0): valid when expected >> its error.

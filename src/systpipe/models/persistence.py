@@ -1,0 +1,121 @@
+"""skops model files: canonical bytes, thread-neutral saving, loading only trusted types.
+
+Used by the scikit-learn adapters (HistGradientBoosting, forests, import-path estimators).
+Models are never pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import logging
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..io import write_bytes
+
+log = logging.getLogger(__name__)
+
+#: Module prefixes whose types a ``.skops`` file may contain; anything else is refused.
+SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
+
+
+def _canonical_skops(data: bytes) -> bytes:
+    """Rewrite a skops zip so that equal models give equal bytes.
+
+    skops names arrays and ``__id__`` fields after ``id(obj)`` (memory addresses), names byte
+    blobs with random UUIDs and stamps the current time on each zip entry. Ids and file names
+    are renumbered in order of first appearance in the schema and every entry gets a fixed
+    timestamp; the structure (and so what ``skops.io.load`` rebuilds) is unchanged.
+    """
+    with zipfile.ZipFile(_io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        blobs = {n: src.read(n) for n in src.namelist() if n != "schema.json"}
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    value = ids.setdefault(value, len(ids) + 1)
+                elif key == "file" and isinstance(value, str) and value in blobs:
+                    value = files.setdefault(value, f"{len(files) + 1}{Path(value).suffix}")
+                else:
+                    value = walk(value)
+                out[key] = value
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    schema = walk(schema)
+    if set(files) != set(blobs):
+        log.warning("skops file layout not recognised; model file bytes may vary between runs")
+        return data
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as dst:
+        entries = [("schema.json", json.dumps(schema, indent=2).encode())]
+        entries += sorted(((new, blobs[old]) for old, new in files.items()), key=lambda e: e[0])
+        for entry_name, payload in entries:
+            info = zipfile.ZipInfo(entry_name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, payload)
+    return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _neutral_threads(model: Any) -> Iterator[None]:
+    # The thread count is an execution setting, not part of the model: store None (= decide
+    # at run time) so that the files written on 1 and on 2 cores are byte-identical. That is
+    # ``n_jobs`` of forests and the thread count HistGradientBoosting's fitted bin mapper keeps
+    # (only used to bin data; prediction takes its thread count at call time).
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    old_jobs = params.get("n_jobs")
+    binner: Any = getattr(model, "_bin_mapper", None)
+    old_binner = getattr(binner, "n_threads", None)
+    if old_jobs is not None:
+        model.set_params(n_jobs=None)
+    if old_binner is not None:
+        binner.n_threads = None
+    try:
+        yield
+    finally:
+        if old_jobs is not None:
+            model.set_params(n_jobs=old_jobs)
+        if old_binner is not None:
+            binner.n_threads = old_binner
+
+
+def save_skops(model: Any, path: Path) -> None:
+    """Write ``model`` as skops with canonical ids and timestamps and no thread count, atomically."""
+    import skops.io as sio
+
+    with _neutral_threads(model):
+        data = sio.dumps(model)
+    write_bytes(_canonical_skops(data), path)
+
+
+def load_skops(path: Path) -> Any:
+    """Load a skops file whose types all come from scikit-learn or numpy.
+
+    Raises:
+        ModelError: the file contains other types (nothing is loaded then).
+    """
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED_PREFIXES)]
+    if refused:
+        raise ModelError(
+            f"{path}: refusing to load types outside {list(SKOPS_TRUSTED_PREFIXES)}: {refused}"
+        )
+    return sio.load(path, trusted=untrusted)
+
+
+__all__ = ["SKOPS_TRUSTED_PREFIXES", "load_skops", "save_skops"]

@@ -1,0 +1,96 @@
+"""Steps of ``workflow/rules/data.smk``: the event table (simulation or files) and the split."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import io
+from ..provenance import derive_seed
+from ..systematics import parse_systematics
+from ._registry import StepContext, step
+
+log = logging.getLogger(__name__)
+
+
+@step(
+    "simulate",
+    uses=("simulate",),
+    seeded=True,
+    help="generate the built-in H->WW sample (out: events)",
+)
+def simulate(ctx: StepContext, *, events: str | Path) -> None:
+    """Generate the built-in H->WW sample (docs/simulation.md) into ``events``."""
+    from ..simulate import simulate_with_stats
+
+    sim = ctx.settings["simulate"]
+    started = time.perf_counter()
+    result = simulate_with_stats(
+        n_selected=sim["n_selected"],
+        seed=derive_seed(ctx.seed, "simulate"),
+        luminosity_fb=sim["luminosity_fb"],
+        chunk_size=sim["chunk_size"],
+        cross_sections_pb=sim.get("cross_sections_pb"),
+        **sim["detector"],
+        **sim["selection"],
+    )
+    df = result.events
+    log.info("simulated %d selected events in %.1f s", len(df), time.perf_counter() - started)
+    stats = {
+        "n_generated": dict(result.n_generated),
+        "efficiency": dict(result.efficiency),
+        "cross_sections_pb": dict(result.cross_sections_pb),
+    }
+    log.info("generation summary: %s", stats)
+    io.write_table(df, events, ctx.provenance(**stats))
+
+
+def files_kwargs(files: Mapping[str, Any], systematics: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`systpipe.ingest.ingest` from the ``files`` section; the
+    up/down columns of weight systematics are carried along."""
+    keep = list(files.get("keep_columns", []))
+    for syst in parse_systematics(systematics):
+        keep += [c for c in syst.kind_info.input_columns(syst) if c not in keep]
+    return {
+        "samples": files["samples"],
+        "columns": files.get("columns", {}),
+        "label": files.get("label"),
+        "weight": files.get("weight", {}),
+        "mev_to_gev": files.get("mev_to_gev", []),
+        "missing_sentinels": files.get("missing_sentinels", []),
+        "keep_columns": keep,
+    }
+
+
+@step(
+    "ingest",
+    uses=("files", "systematics"),
+    help="read ROOT/Parquet/CSV files into the event table (out: events)",
+)
+def ingest(ctx: StepContext, *, events: str | Path) -> None:
+    """Read the user's ROOT/Parquet/CSV files into the event table."""
+    from ..ingest import ingest as read_files
+
+    files = ctx.settings["files"]
+    df = read_files(**files_kwargs(files, ctx.settings["systematics"]))
+    log.info("ingested %d events from %d sample(s)", len(df), len(files["samples"]))
+    io.write_table(df, events, ctx.provenance())
+
+
+@step("split", uses=("split",), seeded=True, help="train/test split (in: events; out: train, test)")
+def split(ctx: StepContext, *, events: str | Path, train: str | Path, test: str | Path) -> None:
+    """Stratified, seeded train/test split with weights rescaled to the full luminosity."""
+    from ..split import split_events
+
+    df = io.read_table(events, required=("event_id", "label", "process", "weight"))
+    tr, te = split_events(
+        df,
+        test_fraction=ctx.settings["split"]["test_fraction"],
+        seed=derive_seed(ctx.seed, "split"),
+    )
+    log.info("split: %d train, %d test events", len(tr), len(te))
+    io.write_table(tr, train, ctx.provenance(part="train"))
+    io.write_table(te, test, ctx.provenance(part="test"))

@@ -1,0 +1,80 @@
+"""Steps of ``workflow/rules/toys.smk``: pseudo-experiments (scattered over chunks) and their
+coverage summary (gathered)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import io
+from ..config import toy_count
+from ..provenance import derive_seed
+from ..table import write_table
+from ._registry import StepContext, step
+
+log = logging.getLogger(__name__)
+
+
+@step(
+    "toys",
+    uses=("toys", "scan", "systematics"),
+    seeded=True,
+    help="pseudo-experiments of one chunk (set: clf, mode, chunk; in: workspace; out: toys)",
+)
+def toys(
+    ctx: StepContext,
+    *,
+    clf: str,
+    mode: str,
+    chunk: str | int,
+    workspace: str | Path,
+    toys: str | Path,
+) -> None:
+    """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +chunk_size-1."""
+    from ..stat.toys import prepare, run_toys
+
+    cfg = ctx.settings["toys"]
+    index = int(chunk)
+    start = index * cfg["chunk_size"]
+    count = max(0, min(cfg["chunk_size"], toy_count(cfg, mode) - start))
+    spec = json.loads(Path(workspace).read_text())
+    setup = prepare(spec, systematics=ctx.settings["systematics"])
+    seed = derive_seed(ctx.seed, "toys", clf)
+    log.info(
+        "toys %s chunk %d: %d toys from %d, methods %s", mode, index, count, start, cfg["methods"]
+    )
+    frame = run_toys(
+        setup,
+        mode=mode,
+        seed=seed,
+        start=start,
+        count=count,
+        methods=cfg["methods"],
+        symmetrise=ctx.settings["scan"]["symmetrise"],
+    )
+    io.write_table(frame, toys, ctx.provenance(classifier=clf, mode=mode, chunk=index))
+
+
+@step(
+    "toys_summary",
+    uses=(),
+    help="coverage summary of the toy chunks (set: clf; in: toys; out: parquet, csv, md, tex)",
+)
+def toys_summary(
+    ctx: StepContext,
+    *,
+    clf: str,
+    toys: Sequence[str | Path],
+    parquet: str | Path,
+    csv: str | Path,
+    md: str | Path,
+    tex: str | Path,
+) -> None:
+    """Gather the toy chunks: coverage, width, bias and challenge score per mode and method."""
+    from ..stat.toys import summarise
+
+    summary = summarise([io.read_table(p) for p in toys])
+    summary.insert(0, "classifier", clf)
+    write_table(summary, str(parquet).removesuffix(".parquet"), provenance=ctx.provenance())

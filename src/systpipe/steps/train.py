@@ -1,0 +1,57 @@
+"""Step of ``workflow/rules/train.smk``: train one classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import io
+from ..errors import ModelError
+from ..provenance import derive_seed
+from ._registry import StepContext, step
+
+
+@step(
+    "train",
+    uses=("classifiers", "training", "features"),
+    seeded=True,
+    help="train one classifier (set: clf; in: train, test; out: model, info)",
+)
+def train(
+    ctx: StepContext,
+    *,
+    clf: str,
+    train: str | Path,
+    test: str | Path,
+    model: str | Path,
+    info: str | Path,
+) -> None:
+    """Train classifier ``clf``, save it in its library's native format and record its metadata."""
+    from ..metrics import evaluate
+    from ..models import save_model
+    from ..train import train_classifier, write_model_info
+
+    specs = [c for c in ctx.settings["classifiers"] if c["name"] == clf]
+    if not specs:
+        raise ModelError(f"classifier {clf!r} is not in 'classifiers' of the config")
+    spec = dict(specs[0])
+    training = ctx.settings["training"]
+    features = list(ctx.settings["features"])
+    tr = io.read_table(train, required=("label", "weight", *features))
+    fitted, meta = train_classifier(
+        tr,
+        features=features,
+        name=clf,
+        type_=spec["type"],
+        params=spec.get("params", {}),
+        weighting=training["weighting"],
+        negative_weights=training["negative_weights"],
+        max_train_events=spec.get("max_train_events", training["max_train_events"]),
+        threads=ctx.threads,
+        seed=derive_seed(ctx.seed, "train", clf),
+    )
+    te = io.read_table(test, required=("label", "weight", *features))
+    metrics = evaluate(fitted, te, features=features, threads=ctx.threads)
+    written = save_model(fitted, Path(model).with_suffix(""), spec["type"])
+    if Path(written) != Path(model):
+        raise ModelError(f"model written to {written}, expected {model}")
+    write_model_info(info, meta, metrics)

@@ -1,0 +1,248 @@
+"""The step layer without Snakemake: every core step on a tiny sample through the same runner
+the rules use, the settings contract, and the argument mapping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from systpipe import io
+from systpipe.config import validate_config
+from systpipe.runner import run, step_arguments
+from systpipe.steps import STEPS, UndeclaredSetting
+
+CONFIG = {
+    "seed": 3,
+    "simulate": {
+        "n_selected": {"ggH_WW": 600, "WW": 600, "ttbar": 600, "Ztautau": 600},
+        "chunk_size": 5000,
+    },
+    "training": {"max_train_events": 1200, "threads": 1},
+    "classifiers": [{"name": "xgb", "type": "xgb", "params": {"n_estimators": 15, "max_depth": 3}}],
+    "systematics": [
+        {"name": "lumi", "type": "norm", "delta": 0.01},
+        {"name": "sig", "type": "norm", "delta": 0.05, "labels": ["signal"]},
+        {
+            "name": "det",
+            "type": "scale",
+            "delta": 0.02,
+            "columns": [
+                "lep1_pt",
+                "lep2_pt",
+                "jet1_pt",
+                "jets_px",
+                "jets_py",
+                "soft_px",
+                "soft_py",
+            ],
+        },
+    ],
+    "scan": {
+        "thresholds": {"start": 0.0, "stop": 1.0, "step": 0.02},
+        "min_signal": 2.0,
+        "min_background": 2.0,
+    },
+    "fit": {
+        "limits": False,
+        "optimise": {
+            "thresholds": {"start": 0.3, "stop": 0.9, "step": 0.1},
+            "n_bins_options": [1, 2],
+        },
+    },
+    "toys": {"n_toys": 20, "chunk_size": 20, "modes": ["challenge"]},
+}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """The cut-and-count chain and the statistical model of one classifier, step by step."""
+    cfg = validate_config(CONFIG)
+    d = tmp_path_factory.mktemp("steps")
+    p = {k: d / f"{k}.parquet" for k in ("events", "train", "test", "scan", "methods", "toys")}
+    run("simulate", config=cfg, output={"events": p["events"]})
+    run(
+        "split",
+        config=cfg,
+        input={"events": p["events"]},
+        output={"train": p["train"], "test": p["test"]},
+    )
+    run(
+        "train",
+        config=cfg,
+        params={"clf": "xgb"},
+        input={"train": p["train"], "test": p["test"]},
+        output={"model": d / "xgb.ubj", "info": d / "xgb.json"},
+    )
+    scores, weights = {}, {}
+    for v in ("lumi_up", "lumi_down", "sig_up", "sig_down", "det_up", "det_down"):
+        run(
+            "vary",
+            config=cfg,
+            wildcards={"variation": v},
+            input={"test": p["test"]},
+            output={"events": d / f"{v}.parquet"},
+        )
+        (scores if v.startswith("det") else weights)[v] = d / f"{v}.parquet"
+    for v in ("nominal", "det_up", "det_down"):
+        events = p["test"] if v == "nominal" else d / f"{v}.parquet"
+        run(
+            "score",
+            config=cfg,
+            wildcards={"clf": "xgb", "variation": v},
+            input={"model": d / "xgb.ubj", "events": events},
+            output={"scores": d / f"score_{v}.parquet"},
+        )
+        scores[v] = d / f"score_{v}.parquet"
+    named_scores = {f"score__{v}": scores[v] for v in ("nominal", "det_up", "det_down")}
+    named_weights = {f"weight__{v}": w for v, w in weights.items()}
+    run(
+        "scan",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input=named_scores | named_weights,
+        output={"scan": p["scan"]},
+    )
+    fit_in = named_scores | named_weights
+    run(
+        "workspace",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input=fit_in | {"scan": p["scan"]},
+        output={"workspace": d / "ws.json", "binning": d / "binning.json"},
+    )
+    run(
+        "fit",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input={"workspace": d / "ws.json", "binning": d / "binning.json"},
+        output={
+            "fit": d / "fit.json",
+            **{k: d / f"{k}.png" for k in ("impacts", "pulls", "correlation", "prefit", "postfit")},
+        },
+    )
+    run(
+        "chi2",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input=fit_in | {"binning": d / "binning.json"},
+        output={"chi2": d / "chi2.json"},
+    )
+    run(
+        "methods",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input=fit_in
+        | {
+            "scan": p["scan"],
+            "binning": d / "binning.json",
+            "fit": d / "fit.json",
+            "chi2": d / "chi2.json",
+        },
+        output={"methods": p["methods"]},
+    )
+    run(
+        "toys",
+        config=cfg,
+        wildcards={"clf": "xgb", "mode": "challenge", "chunk": "0"},
+        input={"workspace": d / "ws.json"},
+        output={"toys": p["toys"]},
+    )
+    tables = {fmt: d / f"uncertainties.{fmt}" for fmt in ("parquet", "csv", "md", "tex")}
+    summary = {
+        f"classifiers{'' if fmt == 'parquet' else '_' + fmt}": d / f"classifiers.{fmt}"
+        for fmt in ("parquet", "csv", "md", "tex")
+    }
+    run(
+        "table",
+        config=cfg,
+        input={"scan__xgb": p["scan"], "info__xgb": d / "xgb.json", "methods__xgb": p["methods"]},
+        output=tables | summary,
+    )
+    return d, cfg
+
+
+def test_chain_gives_the_table_of_every_method(chain):
+    d, _ = chain
+    table = pd.read_parquet(d / "uncertainties.parquet")
+    assert sorted(set(zip(table["working_point"], table["method"], strict=True))) == sorted(
+        [(w, m) for w in ("max_ams", "min_dmu_tot") for m in ("shift", "linear", "profile", "chi2")]
+        + [("profile_optimum", m) for m in ("shift", "linear", "profile", "chi2")]
+    )
+    assert np.all(np.isfinite(table["dmu_tot"])) and np.all(table["dmu_tot"] >= table["dmu_stat"])
+    # at a cut-and-count working point the linear method's rate terms are the scan's Jacobian terms
+    scan = pd.read_parquet(d / "scan.parquet")
+    row = table[(table["working_point"] == "max_ams") & (table["method"] == "linear")].iloc[0]
+    at = scan[scan["threshold"] == row["threshold"]].iloc[0]
+    assert row["dmu_lumi"] == at["dmu_lin_lumi"] and row["dmu_sig"] == at["dmu_lin_sig"]
+    assert row["dmu_det"] == at["dmu_det"]  # a shape systematic: its symmetrised shift
+    # the chain ran as the workflow would: provenance of each step in its outputs
+    assert io.read_provenance(d / "scan.parquet")["step"] == "scan"
+    assert io.read_provenance(d / "scan.parquet")["code"] == STEPS["scan"].fingerprint()
+
+
+def test_shift_method_of_the_toys_equals_the_vectorised_scan(chain):
+    from systpipe.stat.methods import shift
+    from systpipe.steps.fit import cut_at
+    from systpipe.table import working_points
+
+    d, cfg = chain
+    scan = pd.read_parquet(d / "scan.parquet")
+    for index in working_points(scan).values():
+        row = scan.iloc[index]
+        result = shift(cut_at(row, cfg["systematics"]), float(row["n"]), symmetrise="mean")
+        assert result.mu_hat == pytest.approx(1.0, abs=1e-12)
+        assert result.total.sym == pytest.approx(row["dmu_tot"], rel=1e-12)
+        for k in ("lumi", "sig", "det"):
+            assert result.systematics[k].sym == pytest.approx(row[f"dmu_{k}"], rel=1e-10)
+
+
+def test_toys_and_fit_outputs_are_complete(chain):
+    d, _ = chain
+    toys = pd.read_parquet(d / "toys.parquet")
+    assert len(toys) == 20 * 4 and set(toys["method"]) == {"shift", "linear", "profile", "chi2"}
+    fit = json.loads((d / "fit.json").read_text())
+    assert fit["binning"]["n_bins"] in (1, 2) and fit["dmu_up"] > 0
+
+
+def test_a_step_reading_an_undeclared_section_fails_loudly(chain, tmp_path):
+    d, cfg = chain
+    # the scan step declares (scan, systematics): give it less and it must say what is missing
+    with pytest.raises(
+        UndeclaredSetting,
+        match="step 'scan' read config section 'scan'.*declared: \\['systematics'\\]",
+    ):
+        run(
+            "scan",
+            config=cfg,
+            settings={"systematics": []},
+            wildcards={"clf": "xgb"},
+            input={"score__nominal": d / "score_nominal.parquet"},
+            output={"scan": tmp_path / "scan.parquet"},
+        )
+    assert not (tmp_path / "scan.parquet").exists()
+
+
+def test_arguments_are_checked_against_the_step_function():
+    assert step_arguments(
+        "scan",
+        input={"score__nominal": "a", "weight__lumi_up": "b"},
+        output={"scan": "c"},
+        wildcards={"clf": "x"},
+    ) == {"score": {"nominal": "a"}, "weight": {"lumi_up": "b"}, "scan": "c", "clf": "x"}
+    with pytest.raises(Exception, match="does not take \\['typo'\\]"):
+        step_arguments(
+            "split", input={"events": "e", "typo": "x"}, output={"train": "a", "test": "b"}
+        )
+    with pytest.raises(Exception, match="needs \\['test'\\]"):
+        step_arguments("split", input={"events": "e"}, output={"train": "a"})
+
+
+def test_settings_of_each_step_are_the_sections_it_declares():
+    cfg = validate_config({})
+    assert set(STEPS["scan"].settings_from(cfg)) == {"scan", "systematics"}
+    only = STEPS["train"].settings_from(cfg, classifiers="lgbm")
+    assert [c["name"] for c in only["classifiers"]] == ["lgbm"]
+    assert STEPS["provenance"].settings_from(cfg) == cfg

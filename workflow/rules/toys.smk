@@ -1,0 +1,46 @@
+# Pseudo-experiments: scattered over chunks of toys.chunk_size, gathered into a coverage table
+# per classifier (steps/toys.py).
+rule toys:
+    input:
+        workspace="results/fit/{clf}/workspace.json",
+    output:
+        toys="results/fit/{clf}/toys/{mode}_{chunk}.parquet",
+    log:
+        "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        step="toys",
+        code=step_fingerprint("toys"),
+        settings=step_settings("toys"),
+        seed=config["seed"],
+    script:
+        "../scripts/run_step.py"
+
+
+rule toys_summary:
+    input:
+        toys=toy_chunks,
+    output:
+        parquet="results/fit/{clf}/coverage.parquet",
+        csv=report(
+            "results/fit/{clf}/coverage.csv",
+            caption="../report/coverage.rst",
+            category="{clf}",
+            subcategory="Coverage",
+            labels={"classifier": "{clf}", "table": "coverage per method"},
+        ),
+        md="results/fit/{clf}/coverage.md",
+        tex="results/fit/{clf}/coverage.tex",
+    log:
+        "results/logs/fit/{clf}/toys_summary.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        step="toys_summary",
+        code=step_fingerprint("toys_summary"),
+        settings=step_settings("toys_summary"),
+    script:
+        "../scripts/run_step.py"
