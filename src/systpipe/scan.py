@@ -23,6 +23,9 @@ MAX_THRESHOLDS = 10_000_000
 # Yields at or below this fraction of the total |signal weight| count as zero for validity
 # (cancellations between negative and positive weights leave rounding residue, not signal).
 _TINY_FRACTION = 1e-12
+#: The working-point guards, in the order in which a row's ``excluded_by`` names the first it
+#: fails (docs/scan.md, "MC statistics and guards").
+GUARDS = ("min_neff_background", "min_neff_signal", "min_background", "min_signal")
 
 
 # --------------------------------------------------------------------------- threshold grids
@@ -129,15 +132,87 @@ def _bin_index(score: np.ndarray, label: np.ndarray, t_sorted: np.ndarray) -> np
     return _count_below(score, t_sorted) + np.intp(t_sorted.size + 1) * label
 
 
+def _tail_sums(index: np.ndarray, weight: np.ndarray | None, groups: int, n_thr: int) -> np.ndarray:
+    """Per group (row) and sorted threshold: the sum of ``weight`` (the count if None) over the
+    events of bin index ``k + (T + 1) group`` with k > j, i.e. score > t_j. Shape (groups, T).
+
+    One bincount and a reverse cumulative sum; counts are exact int64.
+    """
+    counts = np.bincount(index, weights=weight, minlength=groups * (n_thr + 1))
+    counts = counts.reshape(groups, n_thr + 1)
+    # Accumulate from the highest bin down so that small tail yields keep their precision.
+    tail = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    return tail[:, 1:]
+
+
 def _selected_sums(
     index: np.ndarray, weight: np.ndarray, n_thr: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(S, B) for the sorted thresholds: per-bin weight sums, then reverse cumulative sums."""
-    counts = np.bincount(index, weights=weight, minlength=2 * (n_thr + 1))
-    counts = counts.reshape(2, n_thr + 1)
-    # Accumulate from the highest bin down so that small tail yields keep their precision.
-    tail = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
-    return tail[1, 1:], tail[0, 1:]
+    tail = _tail_sums(index, weight, 2, n_thr)
+    return tail[1], tail[0]
+
+
+def _process_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Per event the rank of its process among the sorted process names, and the names."""
+    codes, uniques = pd.factorize(values, sort=False)
+    names = [str(u) for u in uniques]
+    if (codes < 0).any() or len(set(names)) != len(names):
+        raise DataContractError(
+            "scores['nominal']: column 'process' has missing values or names equal as strings"
+        )
+    rank = np.empty(len(names), dtype=np.intp)
+    rank[np.argsort(np.array(names, dtype=str), kind="stable")] = np.arange(len(names))
+    return rank[codes], sorted(names)
+
+
+def _mc_statistics(
+    index: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    process: pd.Series | None,
+    n_thr: int,
+    yields: tuple[np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """MC-statistics columns of the nominal selection at the sorted thresholds.
+
+    Args:
+        index: the nominal events' bin index (:func:`_bin_index`, sorted thresholds).
+        label, weight: the nominal events' labels and weights.
+        process: their ``process`` column, or None.
+        n_thr: number of thresholds T.
+        yields: (S, B) at the sorted thresholds, the sums of the weights.
+
+    Returns:
+        n_raw_S, n_raw_B (int64 event counts), sumw2_S, sumw2_B (sums of squared weights),
+        neff_S, neff_B (``(sum w)^2 / sum w^2``, 0 where nothing is selected) and, per process
+        p of the ``process`` column (sorted), n_raw__<p> and neff__<p>. Sums run from the
+        highest threshold down, like the yields.
+    """
+    w2 = weight * weight
+    raw = _tail_sums(index, None, 2, n_thr)
+    sumw2 = _tail_sums(index, w2, 2, n_thr)
+    out: dict[str, np.ndarray] = {
+        "n_raw_S": raw[1].astype(np.int64),
+        "n_raw_B": raw[0].astype(np.int64),
+        "sumw2_S": sumw2[1],
+        "sumw2_B": sumw2[0],
+        "neff_S": np.asarray(stats.effective_entries(yields[0], sumw2[1]), dtype=np.float64),
+        "neff_B": np.asarray(stats.effective_entries(yields[1], sumw2[0]), dtype=np.float64),
+    }
+    if process is not None:
+        codes, names = _process_codes(process)
+        stride = np.intp(n_thr + 1)
+        p_index = (index - stride * label) + stride * codes  # thresholds below, per process
+        p_raw = _tail_sums(p_index, None, len(names), n_thr).astype(np.int64)
+        p_w = _tail_sums(p_index, weight, len(names), n_thr)
+        p_w2 = _tail_sums(p_index, w2, len(names), n_thr)
+        for i, name in enumerate(names):
+            out[f"n_raw__{name}"] = p_raw[i]
+            out[f"neff__{name}"] = np.asarray(
+                stats.effective_entries(p_w[i], p_w2[i]), dtype=np.float64
+            )
+    return out
 
 
 def _sort_thresholds(thr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,6 +326,8 @@ def scan_scores(
     b_reg: float = 10.0,
     min_signal: float = 0.0,
     min_background: float = 0.0,
+    min_neff_signal: float = 0.0,
+    min_neff_background: float = 0.0,
 ) -> pd.DataFrame:
     """Scan ``score > t`` over the thresholds for every variation (docs/scan.md).
 
@@ -263,11 +340,16 @@ def scan_scores(
         b_reg: HiggsML AMS regulariser added to B.
         min_signal: minimum S_nominal for a valid row (scan.min_signal).
         min_background: minimum B_nominal for a valid row (scan.min_background).
+        min_neff_signal: minimum neff_S for a valid row (scan.min_neff_signal).
+        min_neff_background: minimum neff_B for a valid row (scan.min_neff_background).
 
     Returns:
-        One row per threshold; columns threshold, S_<v>, B_<v>, n, mu_<v>, ams, ams_higgsml,
-        sigma_b, z_asimov, dmu_stat, d_up_<k>, d_down_<k>, dmu_<k>, dmu_syst, dmu_tot,
-        dmu_lin_<k> (linearisable systematics), dmu_lin, valid. Divisions by a zero S give +inf,
+        One row per threshold; columns threshold, S_<v>, B_<v>, n, the MC statistics of the
+        nominal selection (n_raw_S, n_raw_B, sumw2_S, sumw2_B, neff_S, neff_B, and per process
+        p of the nominal frame's ``process`` column, sorted, n_raw__<p>, neff__<p>), mu_<v>, ams, ams_higgsml, sigma_b, z_asimov,
+        dmu_stat, d_up_<k>, d_down_<k>, dmu_<k>, dmu_syst (systematics only), dmu_mcstat,
+        dmu_tot, dmu_lin_<k> (linearisable systematics), dmu_lin, excluded_by (the first guard
+        of :data:`GUARDS` the row fails, or "none"), valid. Divisions by a zero S give +inf,
         never NaN; significances are 0 where S or B is 0.
     """
     thr = _threshold_array(thresholds)
@@ -278,6 +360,8 @@ def scan_scores(
         ("higgsml_b_reg", b_reg),
         ("min_signal", min_signal),
         ("min_background", min_background),
+        ("min_neff_signal", min_neff_signal),
+        ("min_neff_background", min_neff_background),
     ):
         if not isinstance(val, int | float) or not math.isfinite(val) or val < 0:
             raise ConfigError(f"scan.{key} must be a finite number >= 0, got {val!r}")
@@ -293,6 +377,7 @@ def scan_scores(
     nominal_index: np.ndarray | None = None
     n_searches = 0
     tiny = 0.0
+    mc: dict[str, np.ndarray] = {}
     for variation in variations:
         var = variation.name
         score, label, weight = _event_arrays(scores[var], var)
@@ -307,6 +392,9 @@ def scan_scores(
         yields[var] = (s_sorted[inverse], b_sorted[inverse])
         if var == NOMINAL:
             tiny = _TINY_FRACTION * float(np.abs(weight[label == 1]).sum())
+            process = scores[var]["process"] if "process" in scores[var].columns else None
+            mc = _mc_statistics(index, label, weight, process, n_thr, (s_sorted, b_sorted))
+            mc = {key: arr[inverse] for key, arr in mc.items()}
     log.debug("scan: %d variations, %d score searches", len(names), n_searches)
 
     s0, b0 = yields[NOMINAL]
@@ -315,6 +403,7 @@ def scan_scores(
     for var in names:
         cols[columns.s(var)], cols[columns.b(var)] = yields[var]
     cols["n"] = n
+    cols.update(mc)
     with np.errstate(over="ignore"):
         mus = {
             var: np.asarray(stats.mu_hat(n, yields[var][0], yields[var][1]), dtype=np.float64)
@@ -345,8 +434,13 @@ def scan_scores(
             )
             syst_sq = syst_sq + dmu_k**2
         cols["dmu_syst"] = np.sqrt(syst_sq)
-        cols["dmu_tot"] = np.sqrt(dmu_stat**2 + syst_sq)
-        lin_sq = dmu_stat**2
+        # MC statistics of the nominal yields (S and B independent), at mu = 1
+        dmu_mcstat = np.asarray(
+            stats.sigma_mu_mcstat(s0, mc["sumw2_S"], mc["sumw2_B"]), dtype=np.float64
+        )
+        cols["dmu_mcstat"] = dmu_mcstat
+        cols["dmu_tot"] = np.sqrt(dmu_stat**2 + syst_sq + dmu_mcstat**2)
+        lin_sq = dmu_stat**2 + dmu_mcstat**2
         for syst in systs:
             if not syst.linearisable:
                 continue
@@ -359,9 +453,19 @@ def scan_scores(
             lin_sq = lin_sq + lin_k**2
         cols["dmu_lin"] = np.sqrt(lin_sq)
 
-    valid = (s0 >= min_signal) & (s0 > tiny) & (b0 >= min_background)
+    fails = {
+        "min_neff_background": mc["neff_B"] < min_neff_background,
+        "min_neff_signal": mc["neff_S"] < min_neff_signal,
+        "min_background": b0 < min_background,
+        "min_signal": s0 < min_signal,
+    }
+    excluded = np.full(n_thr, "none", dtype=object)
+    for guard in reversed(GUARDS):  # the first guard of GUARDS that a row fails is named
+        excluded[fails[guard]] = guard
+    valid = (excluded == "none") & (s0 > tiny)
     for var in names[1:]:
         valid &= yields[var][0] > tiny
+    cols["excluded_by"] = excluded
     cols["valid"] = valid
 
     for key, arr in cols.items():
@@ -371,13 +475,15 @@ def scan_scores(
     out.attrs.update(
         min_signal=float(min_signal),
         min_background=float(min_background),
+        min_neff_signal=float(min_neff_signal),
+        min_neff_background=float(min_neff_background),
         symmetrise=symmetrise,
         b_reg=float(b_reg),
     )
     return out
 
 
-_RESERVED_SUFFIXES = frozenset({"stat", "syst", "tot", "lin", "syst_tot"})
+_RESERVED_SUFFIXES = frozenset({"stat", "syst", "tot", "lin", "syst_tot", "mcstat"})
 
 
 def _check_column_names(systematics: Sequence[Mapping[str, Any]]) -> None:
@@ -392,6 +498,7 @@ def _check_column_names(systematics: Sequence[Mapping[str, Any]]) -> None:
 
 
 __all__ = [
+    "GUARDS",
     "cumulative_yields",
     "default_thresholds",
     "quantile_thresholds",

@@ -76,6 +76,41 @@ def sigma_mu_fraction(n: ArrayLike, f_s: ArrayLike) -> FloatOut:
     return _ret(_div_inf(np.sqrt(np.maximum(n_a, 0.0)), s))
 
 
+def sigma_mu_mcstat(
+    s: ArrayLike, sumw2_s: ArrayLike, sumw2_b: ArrayLike, mu: ArrayLike = 1.0
+) -> FloatOut:
+    """MC-statistical uncertainty on mu = (n - B)/S: ``sqrt(mu^2 sumw2_s + sumw2_b) / S``.
+
+    The simulated yields S and B fluctuate independently with variances sum w^2 (signal and
+    background events); dmu/dS = -mu/S and dmu/dB = -1/S. +inf where S = 0.
+
+    Example:
+        >>> # 100 signal events of weight 1, 100 background events of weight 25 (B = 2500)
+        >>> round(float(sigma_mu_mcstat(100.0, 100.0, 100 * 25.0**2)), 4)
+        2.502
+    """
+    with np.errstate(over="ignore"):
+        var = np.square(_f(mu)) * _f(sumw2_s) + _f(sumw2_b)
+    return _ret(_div_inf(np.sqrt(np.maximum(var, 0.0)), s))
+
+
+def effective_entries(sumw: ArrayLike, sumw2: ArrayLike) -> FloatOut:
+    """Effective number of MC events ``(sum w)^2 / sum w^2`` (0 where sum w^2 = 0).
+
+    Equal weights give the raw count; a few heavy events count as about their number.
+
+    Example:
+        >>> # 10 events of weight 1; 9 of weight 1 plus one of weight 9; nothing selected
+        >>> [float(x) for x in effective_entries([10.0, 18.0, 0.0], [10.0, 90.0, 0.0])]
+        [10.0, 3.6, 0.0]
+    """
+    w, w2 = np.broadcast_arrays(_f(sumw), _f(sumw2))
+    out = np.zeros(w.shape)
+    with np.errstate(over="ignore", under="ignore"):
+        np.divide(np.square(w), w2, out=out, where=w2 > 0)
+    return _ret(out)
+
+
 def ams(s: ArrayLike, b: ArrayLike) -> FloatOut:
     """Approximate median significance ``sqrt(2 ((s + b) ln(1 + s/b) - s))``; 0 where s or b <= 0.
 
@@ -220,8 +255,10 @@ __all__ = [
     "ams_higgsml",
     "dmu_linear",
     "dmu_linear_terms",
+    "effective_entries",
     "mu_hat",
     "sigma_mu_fraction",
+    "sigma_mu_mcstat",
     "sigma_mu_stat",
     "symmetrise",
     "z_asimov",

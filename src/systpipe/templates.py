@@ -35,6 +35,13 @@ class Templates:
         nominal: (n_samples, n_bins) sum of weights.
         sumw2: (n_samples, n_bins) sum of squared weights (MC statistical variance).
         variations: variation name -> (n_samples, n_bins) sum of weights.
+        shift_sumw2: variation name -> (n_samples, n_bins) MC variance of the shift
+            ``variation - nominal`` of each bin (:func:`shift_variance`); empty if unknown.
+            Exact only on the edges the templates were built on: :func:`rebin` drops it.
+        shift_norm_sumw2: variation name -> (n_samples,) MC variance of the shift of each
+            sample's total yield in the fit region (sum over bins *before* squaring, so
+            migrations between bins of the region cancel); :func:`rebin` keeps it while the
+            fit region (the first edge) is unchanged.
     """
 
     bin_edges: np.ndarray
@@ -43,6 +50,8 @@ class Templates:
     nominal: np.ndarray
     sumw2: np.ndarray
     variations: dict[str, np.ndarray] = field(default_factory=dict)
+    shift_sumw2: dict[str, np.ndarray] = field(default_factory=dict)
+    shift_norm_sumw2: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_bins(self) -> int:
@@ -165,11 +174,128 @@ def _histograms(
     return out.reshape(len(samples), n_bins)
 
 
+def _cells(
+    frame: pd.DataFrame, samples: list[str], keys: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, sorted by event_id: (event_id, sample row, flat cell sample*n_bins + bin or -1
+    outside the fit region, weight)."""
+    ids = frame["event_id"].to_numpy(dtype=np.int64)
+    score = frame["score"].to_numpy(dtype=np.float64)
+    weight = frame["weight"].to_numpy(dtype=np.float64)
+    if ids.size > 1 and not np.all(ids[1:] >= ids[:-1]):
+        order = np.argsort(ids, kind="stable")
+        ids, score, weight, keys = ids[order], score[order], weight[order], keys[order]
+    codes_of_key, uniq = pd.factorize(keys)
+    lookup = {s: i for i, s in enumerate(samples)}
+    rows = np.array([lookup[str(u)] for u in uniq], dtype=np.int64)[codes_of_key]
+    idx = bin_index(score, edges)
+    cell = np.where(idx >= 0, rows * (edges.size - 1) + idx, -1)
+    return ids, rows, cell, weight
+
+
+def _singles(ids: np.ndarray) -> np.ndarray:
+    """Mask of the rows whose id occurs once (ids sorted)."""
+    repeat = ids[1:] == ids[:-1]
+    single = np.ones(ids.size, dtype=bool)
+    single[1:] &= ~repeat
+    single[:-1] &= ~repeat
+    return single
+
+
+def _pairs(ids_n: np.ndarray, ids_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nominal rows, varied rows) of the events in both frames with an id unique in each,
+    aligned and in id order."""
+    for ids in (ids_n, ids_v):
+        if ids.size > 1 and not np.all(ids[1:] >= ids[:-1]):
+            raise ValueError("shift_variance needs event ids sorted in each frame")
+    if ids_n.size == 0 or ids_v.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids_v, ids_n), ids_v.size - 1)
+    found = (ids_v[pos] == ids_n) & _singles(ids_n) & _singles(ids_v)[pos]
+    return np.flatnonzero(found), pos[found]
+
+
+def _variance_of_pairs(
+    pairs: tuple[np.ndarray, np.ndarray],
+    nominal: tuple[np.ndarray, np.ndarray],
+    varied: tuple[np.ndarray, np.ndarray],
+    size: int,
+) -> np.ndarray:
+    (rows_n, rows_v), (cell_n, w_n), (cell_v, w_v) = pairs, nominal, varied
+    a_cell, a_w = cell_n[rows_n], w_n[rows_n]
+    b_cell, b_w = cell_v[rows_v], w_v[rows_v]
+    alone_n = np.ones(cell_n.size, dtype=bool)
+    alone_n[rows_n] = False
+    alone_v = np.ones(cell_v.size, dtype=bool)
+    alone_v[rows_v] = False
+    same = (a_cell == b_cell) & (a_cell >= 0)
+    moved = ~same
+    cells = np.concatenate(
+        [a_cell[same], b_cell[moved], a_cell[moved], cell_n[alone_n], cell_v[alone_v]]
+    )
+    values = np.concatenate(
+        [
+            (b_w[same] - a_w[same]) ** 2,
+            b_w[moved] ** 2,
+            a_w[moved] ** 2,
+            w_n[alone_n] ** 2,
+            w_v[alone_v] ** 2,
+        ]
+    )
+    keep = cells >= 0
+    return np.bincount(cells[keep], weights=values[keep], minlength=size)
+
+
+def shift_variance(
+    nominal: tuple[np.ndarray, np.ndarray, np.ndarray],
+    varied: tuple[np.ndarray, np.ndarray, np.ndarray],
+    size: int,
+) -> np.ndarray:
+    """MC variance of the shift ``varied - nominal`` of each cell, from paired events.
+
+    Each argument is ``(event_id, cell, weight)`` with ids sorted and ``cell`` -1 for an event
+    outside every cell. An event of both frames (its id unique in each) adds
+    d_c = w_var 1[var in c] - w_nom 1[nom in c] to cell c, and the variance of cell c is
+    sum_i d_ic^2: an event that keeps its cell adds (w_var - w_nom)^2, one that migrates adds
+    w_var^2 to its new cell and w_nom^2 to its old one. An event of only one frame (or whose id
+    repeats in a frame) adds its w^2 alone.
+
+    Example:
+        >>> nom = (np.array([1, 2, 3]), np.array([0, 0, 1]), np.array([1.0, 2.0, 1.0]))
+        >>> var = (np.array([1, 2, 4]), np.array([0, 1, 1]), np.array([1.5, 2.0, 3.0]))
+        >>> shift_variance(nom, var, 2).tolist()  # 0.5^2 + 2^2 ; 2^2 + 1^2 + 3^2
+        [4.25, 14.0]
+    """
+    ids_n, cell_n, w_n = (np.asarray(a) for a in nominal)
+    ids_v, cell_v, w_v = (np.asarray(a) for a in varied)
+    pairs = _pairs(ids_n, ids_v)
+    return _variance_of_pairs(pairs, (cell_n, w_n), (cell_v, w_v), size)
+
+
+def _shift_sumw2(
+    nom: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    var: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_samples: int,
+    n_bins: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-bin, per-sample-total) shift variances of one variation."""
+    ids_n, rows_n, cell_n, w_n = nom
+    ids_v, rows_v, cell_v, w_v = var
+    pairs = _pairs(ids_n, ids_v)
+    per_bin = _variance_of_pairs(pairs, (cell_n, w_n), (cell_v, w_v), n_samples * n_bins)
+    # the whole fit region of each sample is one cell
+    region_n = np.where(cell_n >= 0, rows_n, -1)
+    region_v = np.where(cell_v >= 0, rows_v, -1)
+    total = _variance_of_pairs(pairs, (region_n, w_n), (region_v, w_v), n_samples)
+    return per_bin.reshape(n_samples, n_bins), total
+
+
 def build_templates(
     scores: Mapping[str, pd.DataFrame],
     *,
     bin_edges: Sequence[float] | np.ndarray,
     group_by: GroupBy = "process",
+    shift_errors: bool = True,
 ) -> Templates:
     """Histogram the score frames of every variation into per-sample templates.
 
@@ -180,6 +306,10 @@ def build_templates(
         bin_edges: increasing edges; bins are right-closed (see :class:`Templates`).
         group_by: "process" (one sample per process; a process must have a single label) or
             "label" (two samples, "signal" and "background").
+        shift_errors: also compute ``shift_sumw2`` and ``shift_norm_sumw2`` (the MC variance
+            of every variation's shift, from the events paired by ``event_id``; a variation
+            whose frame, or a nominal frame, has no ``event_id`` gets no entry). Off saves
+            the pairing, e.g. for fine templates that are only rebinned.
 
     Returns:
         The templates; samples sorted by name, signal samples first.
@@ -207,6 +337,10 @@ def build_templates(
     nom = _histograms(nominal, samples, keys, edges, squared=False)
     sumw2 = _histograms(nominal, samples, keys, edges, squared=True)
     variations: dict[str, np.ndarray] = {}
+    shift_sumw2: dict[str, np.ndarray] = {}
+    shift_norm_sumw2: dict[str, np.ndarray] = {}
+    paired = shift_errors and "event_id" in nominal.columns
+    nom_cells = _cells(nominal, samples, keys, edges) if paired else None
     for name in sorted(scores):
         if name == NOMINAL:
             continue
@@ -219,6 +353,12 @@ def build_templates(
                 f"variation {name!r} has sample(s) {unknown} absent from nominal; nominal samples: {samples}"
             )
         variations[name] = _histograms(frame, samples, vkeys, edges, squared=False)
+        if nom_cells is not None and "event_id" in frame.columns:
+            shift_sumw2[name], shift_norm_sumw2[name] = _shift_sumw2(
+                nom_cells, _cells(frame, samples, vkeys, edges), len(samples), edges.size - 1
+            )
+        elif shift_errors:
+            log.info("variation %s: no event_id to pair with nominal, no shift_sumw2", name)
     log.info(
         "templates: %d samples x %d bins on (%.3g, %.3g], %d variations",
         len(samples),
@@ -234,6 +374,8 @@ def build_templates(
         nominal=nom,
         sumw2=sumw2,
         variations=variations,
+        shift_sumw2=shift_sumw2,
+        shift_norm_sumw2=shift_norm_sumw2,
     )
 
 
@@ -242,6 +384,11 @@ def rebin(templates: Templates, bin_edges: Sequence[float] | np.ndarray) -> Temp
 
     The right-closed convention makes merging exact. Bins below the new first edge are
     dropped, as :func:`build_templates` would have dropped their events.
+
+    ``shift_sumw2`` cannot be merged exactly (the shifts of merged bins add *before* squaring,
+    and an event migrating between two merged bins cancels): it is kept only when the edges
+    are unchanged and is otherwise empty; build the templates on the final edges to have it.
+    ``shift_norm_sumw2`` (a whole-region quantity) is kept while the first edge is unchanged.
     """
     edges = _check_edges(bin_edges)
     pos = np.searchsorted(templates.bin_edges, edges)
@@ -263,7 +410,16 @@ def rebin(templates: Templates, bin_edges: Sequence[float] | np.ndarray) -> Temp
         nominal=merge(templates.nominal),
         sumw2=merge(templates.sumw2),
         variations={k: merge(v) for k, v in templates.variations.items()},
+        shift_sumw2=dict(templates.shift_sumw2) if edges.size == templates.bin_edges.size else {},
+        shift_norm_sumw2=dict(templates.shift_norm_sumw2) if pos[0] == 0 else {},
     )
 
 
-__all__ = ["Templates", "bin_index", "build_templates", "default_bin_edges", "rebin"]
+__all__ = [
+    "Templates",
+    "bin_index",
+    "build_templates",
+    "default_bin_edges",
+    "rebin",
+    "shift_variance",
+]

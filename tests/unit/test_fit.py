@@ -409,6 +409,38 @@ def test_optimise_binning_returns_the_minimum_and_fisher_matches_hesse():
     assert choice.dmu_tot < one_bin  # shape information helps
 
 
+def test_optimise_binning_never_accepts_a_bin_without_background_mc():
+    import pandas as pd
+
+    scores = make_scores(n=8000)
+    # the top of the score range holds signal only: a bin there has no background MC
+    frames = {}
+    for name, frame in scores.items():
+        frame = frame.copy()
+        frame.loc[frame["label"] == 0, "score"] = np.minimum(
+            frame.loc[frame["label"] == 0, "score"], 0.9
+        )
+        frames[name] = frame
+    assert isinstance(frames["nominal"], pd.DataFrame)
+    kwargs = {"candidate_thresholds": [0.5, 0.8], "n_bins_options": [1, 5]}
+    choice = optimise_binning(frames, SYSTS, **kwargs, min_bin_neff_background=10.0)
+    table = choice.candidates.set_index(["threshold", "n_bins"])
+    # (0.8, 1] in 5 bins puts (0.92, 1] above every background event
+    assert table.loc[(0.8, 5), "status"].startswith("background MC below")
+    assert table.loc[(0.8, 5), "min_bin_neff_B"] == 0.0
+    edges = np.asarray(choice.bin_edges)
+    best = build_templates(frames, bin_edges=edges)
+    background = best.nominal[~best.signal_mask].sum(axis=0)
+    assert np.all(background > 0)
+    # even with the N_eff guard off, a bin without any background MC is never accepted
+    unguarded = optimise_binning(frames, SYSTS, **kwargs, min_bin_neff_background=0.0)
+    assert (
+        unguarded.candidates.set_index(["threshold", "n_bins"])
+        .loc[(0.8, 5), "status"]
+        .startswith("background MC")
+    )
+
+
 def test_fit_plots_write_png_and_pdf(spec, templates, tmp_path):
     from systpipe.plots import fit as fit_plots
 

@@ -10,7 +10,7 @@ import systpipe.scan
 from systpipe.errors import ConfigError, DataContractError, SystpipeError
 from systpipe.scan import cumulative_yields, default_thresholds, quantile_thresholds, scan_scores
 from systpipe.stats import ams, z_asimov
-from systpipe.table import working_points
+from systpipe.table import working_point_guards, working_points
 
 LUMI = {"name": "lumi", "type": "norm", "delta": 0.01}
 SIG = {"name": "sig", "type": "norm", "delta": 0.05, "labels": ["signal"]}
@@ -113,22 +113,26 @@ def test_scan_columns_exact_order():
     ]
     expected = ["threshold"]
     expected += [f"{p}_{v}" for v in variations for p in ("S", "B")]
-    expected += ["n"] + [f"mu_{v}" for v in variations[1:]]
+    expected += ["n", "n_raw_S", "n_raw_B", "sumw2_S", "sumw2_B", "neff_S", "neff_B"]
+    expected += [f"mu_{v}" for v in variations[1:]]
     expected += ["ams", "ams_higgsml", "sigma_b", "z_asimov", "dmu_stat"]
     expected += [
         f"{p}_{k}" for k in ("lumi", "sig", "bkg", "det") for p in ("d_up", "d_down", "dmu")
     ]
     expected += [
         "dmu_syst",
+        "dmu_mcstat",
         "dmu_tot",
         "dmu_lin_lumi",
         "dmu_lin_sig",
         "dmu_lin_bkg",
         "dmu_lin",
+        "excluded_by",
         "valid",
     ]
     assert list(scan.columns) == expected
     assert scan["valid"].dtype == bool
+    assert scan["n_raw_S"].dtype == np.int64 and scan["n_raw_B"].dtype == np.int64
     assert len(scan) == 2
 
 
@@ -178,11 +182,15 @@ def test_invariants_mu_nominal_and_totals(norm_scan):
     np.testing.assert_allclose(norm_scan["dmu_stat"], np.sqrt(n) / s, rtol=1e-14)
     syst2 = sum(norm_scan[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg"))
     np.testing.assert_allclose(norm_scan["dmu_syst"] ** 2, syst2, rtol=1e-12)
+    mc2 = (norm_scan["sumw2_S"] + norm_scan["sumw2_B"]) / s**2  # mu = 1
+    np.testing.assert_allclose(norm_scan["dmu_mcstat"] ** 2, mc2, rtol=1e-12)
     np.testing.assert_allclose(
-        norm_scan["dmu_tot"] ** 2, norm_scan["dmu_stat"] ** 2 + syst2, rtol=1e-12
+        norm_scan["dmu_tot"] ** 2, norm_scan["dmu_stat"] ** 2 + syst2 + mc2, rtol=1e-12
     )
-    lin2 = norm_scan["dmu_stat"] ** 2 + sum(
-        norm_scan[f"dmu_lin_{k}"] ** 2 for k in ("lumi", "sig", "bkg")
+    lin2 = (
+        norm_scan["dmu_stat"] ** 2
+        + mc2
+        + sum(norm_scan[f"dmu_lin_{k}"] ** 2 for k in ("lumi", "sig", "bkg"))
     )
     np.testing.assert_allclose(norm_scan["dmu_lin"] ** 2, lin2, rtol=1e-12)
     np.testing.assert_allclose(norm_scan["ams"], ams(s, b), rtol=1e-14)
@@ -412,3 +420,178 @@ def test_quantile_thresholds():
     assert quantile_thresholds(np.repeat([0.2, 0.8], 50), 10).tolist() == [0.2, 0.8]
     with pytest.raises(ConfigError, match="n must"):
         quantile_thresholds(scores, 0)
+
+
+# --------------------------------------------------------------------------- MC statistics
+
+
+def weighted_events(n=4000, seed=21):
+    """Events of four processes with weights spanning three decades (some negative); the
+    categories are deliberately not in sorted order."""
+    base = events(n, seed=seed, negative=0.1)
+    rng = np.random.default_rng(seed + 1)
+    process = np.where(base["label"] == 1, "ggH", rng.choice(["ttbar", "WW", "Ztautau"], n))
+    scale = {"ggH": 1.0, "WW": 3.0, "Ztautau": 30.0, "ttbar": 800.0}
+    return base.assign(
+        process=pd.Categorical(process, categories=["ttbar", "ggH", "WW", "Ztautau"]),
+        weight=base["weight"].to_numpy() * np.array([scale[p] for p in process]),
+    )
+
+
+def brute_force_mc(frame, thresholds):
+    """Raw counts, sum w^2 and N_eff by a loop over thresholds and masks."""
+    score = frame["score"].to_numpy(dtype=np.float64)
+    w = frame["weight"].to_numpy()
+    groups = {"S": frame["label"].to_numpy() == 1, "B": frame["label"].to_numpy() == 0}
+    process = frame["process"].astype(str).to_numpy()
+    out = {}
+    for t in thresholds:
+        sel = score > t
+        row = {}
+        for name, mask in groups.items():
+            ww = w[sel & mask]
+            row[f"n_raw_{name}"] = ww.size
+            row[f"sumw2_{name}"] = np.sum(ww**2)
+            row[f"neff_{name}"] = ww.sum() ** 2 / np.sum(ww**2) if ww.size else 0.0
+        for p in np.unique(process):
+            ww = w[sel & (process == p)]
+            row[f"n_raw__{p}"] = ww.size
+            row[f"neff__{p}"] = ww.sum() ** 2 / np.sum(ww**2) if ww.size else 0.0
+        for key, value in row.items():
+            out.setdefault(key, []).append(value)
+    return {key: np.array(values) for key, values in out.items()}
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLD_SETS))
+def test_raw_and_effective_counts_match_brute_force(name):
+    thresholds = THRESHOLD_SETS[name]
+    frame = weighted_events()
+    frames = frames_for(frame, [LUMI, DET])
+    scan = scan_scores(frames, systematics=[LUMI, DET], thresholds=thresholds)
+    ref = brute_force_mc(frame, thresholds)
+    processes = ["WW", "Ztautau", "ggH", "ttbar"]  # sorted, whatever the category order
+    per_process = [c for c in scan.columns if "__" in c]
+    assert per_process == [f"{k}__{p}" for p in processes for k in ("n_raw", "neff")]
+    for key, values in ref.items():
+        if key.startswith("n_raw"):
+            assert scan[key].dtype == np.int64, key
+            np.testing.assert_array_equal(scan[key], values, err_msg=key)
+        else:
+            np.testing.assert_allclose(scan[key], values, rtol=1e-12, atol=0, err_msg=key)
+    # Cauchy-Schwarz: N_eff never exceeds the raw count; the processes add up to S + B
+    for part in ("S", "B"):
+        assert np.all(scan[f"neff_{part}"] <= scan[f"n_raw_{part}"] * (1 + 1e-12))
+    total = sum(scan[f"n_raw__{p}"] for p in processes)
+    np.testing.assert_array_equal(total, scan["n_raw_S"] + scan["n_raw_B"])
+    empty = scan["threshold"] >= 1.0
+    if empty.any():  # nothing selected: zero counts, N_eff 0, an infinite MC term
+        assert (scan.loc[empty, ["n_raw_S", "neff_S", "neff_B", "sumw2_B"]] == 0).all().all()
+        assert np.isposinf(scan.loc[empty, "dmu_mcstat"]).all()
+    assert not scan.isna().any().any()
+
+
+def test_no_process_column_no_process_counts_and_bad_process():
+    base = events(500)
+    scan = scan_scores(frames_for(base, [LUMI]), systematics=[LUMI], thresholds=[0.5])
+    assert not [c for c in scan.columns if "__" in c]
+    broken = weighted_events(500).assign(process=lambda d: d["process"].astype(object))
+    broken.loc[3, "process"] = None
+    with pytest.raises(DataContractError, match="'process'"):
+        scan_scores(frames_for(broken, [LUMI]), systematics=[LUMI], thresholds=[0.5])
+
+
+def test_dmu_mcstat_closed_form_equal_weights():
+    # N_S = 40 signal events of weight 0.5 and N_B = 25 background events of weight 12 pass
+    # the cut (sum w^2 = N w^2); a few events of each below it must not count
+    n_s, w_s, n_b, w_b = 40, 0.5, 25, 12.0
+    label = np.r_[np.ones(n_s + 3), np.zeros(n_b + 4)].astype(np.int8)
+    weight = np.r_[np.full(n_s + 3, w_s), np.full(n_b + 4, w_b)]
+    score = np.r_[np.full(n_s, 0.9), np.full(3, 0.2), np.full(n_b, 0.7), np.full(4, 0.1)]
+    base = pd.DataFrame({"label": label, "weight": weight, "score": score})
+    scan = scan_scores(frames_for(base, [LUMI]), systematics=[LUMI], thresholds=[0.5, 0.95])
+    row = scan.iloc[0]
+    s, b = n_s * w_s, n_b * w_b
+    assert (row["n_raw_S"], row["n_raw_B"]) == (n_s, n_b)
+    assert (row["sumw2_S"], row["sumw2_B"]) == (n_s * w_s**2, n_b * w_b**2)
+    assert (row["neff_S"], row["neff_B"]) == (n_s, n_b)
+    mc = np.sqrt(1.0 / n_s + (b / s) ** 2 / n_b)  # = sqrt(N_S w_S^2 + N_B w_B^2) / S
+    assert row["dmu_mcstat"] == pytest.approx(mc, rel=1e-14)
+    assert row["dmu_mcstat"] == pytest.approx(np.sqrt(n_s * w_s**2 + n_b * w_b**2) / s, rel=1e-14)
+    stat, lumi = np.sqrt(s + b) / s, row["dmu_lumi"]
+    assert row["dmu_syst"] == pytest.approx(lumi, rel=1e-15)  # systematics only
+    assert row["dmu_tot"] == pytest.approx(np.sqrt(stat**2 + lumi**2 + mc**2), rel=1e-14)
+    assert row["dmu_lin"] == pytest.approx(
+        np.sqrt(stat**2 + row["dmu_lin_lumi"] ** 2 + mc**2), rel=1e-14
+    )
+    empty = scan.iloc[1]
+    assert empty["n_raw_S"] == 0 and empty["neff_S"] == 0.0 and np.isposinf(empty["dmu_mcstat"])
+
+
+GUARD_QUANTITY = {"min_neff_background": "neff_B", "min_neff_signal": "neff_S",
+                  "min_background": "B_nominal", "min_signal": "S_nominal"}  # fmt: skip
+
+
+def test_neff_guards_fill_excluded_by_and_valid():
+    frame = weighted_events(6000, seed=23)
+    frames = frames_for(frame, [LUMI])
+    thresholds = default_thresholds(0.0, 1.0, 0.01)
+    free = scan_scores(frames, systematics=[LUMI], thresholds=thresholds)
+    assert (free["excluded_by"] == "none").all()
+    # each guard alone, at the median of its quantity: it excludes exactly the rows below
+    for guard, quantity in GUARD_QUANTITY.items():
+        cut = float(np.median(free[quantity]))
+        scan = scan_scores(frames, systematics=[LUMI], thresholds=thresholds, **{guard: cut})
+        expected = np.where(free[quantity] < cut, guard, "none")
+        np.testing.assert_array_equal(scan["excluded_by"].to_numpy(dtype=str), expected)
+        assert 0 < (expected == guard).sum() < len(scan)
+    # all four, binding from the loosest threshold up in reverse order of GUARDS (S below 690
+    # from t = 0.3, B below 1e6 from 0.35, neff_S below 950 from 0.45, neff_B below 100 from
+    # 0.5): the first guard of GUARDS that a row fails is named, so each one shows up
+    cuts = {"min_signal": 690.0, "min_background": 1e6, "min_neff_signal": 950.0,
+            "min_neff_background": 100.0}  # fmt: skip
+    scan = scan_scores(frames, systematics=[LUMI], thresholds=thresholds, **cuts)
+    fails = {g: (scan[q] < cuts[g]).to_numpy() for g, q in GUARD_QUANTITY.items()}
+    expected = [
+        next((g for g in systpipe.scan.GUARDS if fails[g][i]), "none") for i in range(len(scan))
+    ]
+    assert scan["excluded_by"].tolist() == expected
+    assert set(expected) == {"none", *systpipe.scan.GUARDS}
+    positive = (scan["S_nominal"] > 0) & (scan["S_lumi_up"] > 0) & (scan["S_lumi_down"] > 0)
+    np.testing.assert_array_equal(scan["valid"], (scan["excluded_by"] == "none") & positive)
+    assert {k: scan.attrs[k] for k in cuts} == cuts
+    with pytest.raises(ConfigError, match="min_neff_background"):
+        scan_scores(frames, systematics=[LUMI], thresholds=[0.5], min_neff_background=-1.0)
+    with pytest.raises(SystpipeError, match="rows excluded by min_neff_background"):
+        working_points(scan.assign(valid=False))
+
+
+def guard_scan(ams_values, dmu_tot, excluded_by, *, valid=None, s_up=None):
+    n = len(ams_values)
+    excluded = np.asarray(excluded_by, dtype=object)
+    return pd.DataFrame({
+        "threshold": np.round(0.1 * np.arange(1, n + 1), 10), "ams": ams_values,
+        "dmu_tot": dmu_tot, "S_nominal": 10.0, "S_lumi_up": 10.0 if s_up is None else s_up,
+        "excluded_by": excluded, "valid": excluded == "none" if valid is None else valid,
+    })  # fmt: skip
+
+
+def test_working_point_guards_name_the_guard_that_moved_the_choice():
+    # the best row of both keys fails the N_eff guard of the signal
+    df = guard_scan([1.0, 2.0, 5.0], [0.5, 0.4, 0.1], ["none", "none", "min_neff_signal"])
+    assert working_points(df) == {"max_ams": 1, "min_dmu_tot": 1}
+    assert working_point_guards(df) == {"max_ams": "min_neff_signal",
+                                        "min_dmu_tot": "min_neff_signal"}  # fmt: skip
+    # different guards for the two keys
+    df = guard_scan([1.0, 9.0, 2.0, 0.5], [0.5, 0.3, 0.4, 0.2],
+                    ["none", "min_background", "none", "min_neff_background"])  # fmt: skip
+    assert working_point_guards(df) == {"max_ams": "min_background",
+                                        "min_dmu_tot": "min_neff_background"}  # fmt: skip
+    # the guards cost nothing: the chosen row is the unconstrained optimum, or ties with it
+    df = guard_scan([3.0, 3.0, 1.0], [0.2, 0.2, 0.5], ["min_signal", "none", "none"])
+    assert working_point_guards(df) == {"max_ams": "none", "min_dmu_tot": "none"}
+    # a row with S = 0 in a variation is no candidate, whatever its keys
+    df = guard_scan([1.0, 2.0, 9.0], [0.5, 0.4, 0.1], ["none", "none", "min_signal"],
+                    s_up=[10.0, 10.0, 0.0])  # fmt: skip
+    assert working_point_guards(df) == {"max_ams": "none", "min_dmu_tot": "none"}
+    with pytest.raises(DataContractError, match="excluded_by"):
+        working_point_guards(df.drop(columns="excluded_by"))

@@ -246,3 +246,29 @@ def test_settings_of_each_step_are_the_sections_it_declares():
     only = STEPS["train"].settings_from(cfg, classifiers="lgbm")
     assert [c["name"] for c in only["classifiers"]] == ["lgbm"]
     assert STEPS["provenance"].settings_from(cfg) == cfg
+
+
+def test_diagnostics_step_gathers_every_source(chain, tmp_path):
+    d, cfg = chain
+    out = tmp_path / "diagnostics.json"
+    run(
+        "diagnostics",
+        config=cfg,
+        input={
+            "table": d / "uncertainties.parquet",
+            "fit__xgb": d / "fit.json",
+            "workspace__xgb": d / "ws.json",
+            "binning__xgb": d / "binning.json",
+        },
+        output={"diagnostics": out},
+    )
+    record = json.loads(out.read_text())
+    assert set(record["counts"]) == {"error", "warning", "info"}
+    assert sum(record["counts"].values()) == len(record["diagnostics"])
+    order = ["error", "warning", "info"]
+    severities = [order.index(x["severity"]) for x in record["diagnostics"]]
+    assert severities == sorted(severities)
+    # the tiny sample's det templates are decided on (kept or pruned) and recorded
+    binning = json.loads((d / "binning.json").read_text())
+    assert {e["systematic"] for e in binning["templates"]["entries"]} == {"det"}
+    assert binning["templates"]["untouched"] == ["lumi", "sig"]

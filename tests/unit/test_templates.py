@@ -120,3 +120,124 @@ def test_bad_inputs_name_the_problem(scores):
         build_templates(scores, bin_edges=[0.5, 0.5, 1.0])
     with pytest.raises(ConfigError, match="group_by"):
         build_templates(scores, bin_edges=edges, group_by="sample")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------- MC variance of the shifts
+
+
+def _direct_shift_sumw2(nominal, varied, samples, edges):
+    """sum_i d_ij^2 per (sample, bin) by brute force over the union of event ids."""
+    n_bins = len(edges) - 1
+    out = np.zeros((len(samples), n_bins))
+    total = np.zeros(len(samples))
+
+    def cells(frame):
+        got = {}
+        for row in frame.itertuples(index=False):
+            b = int(bin_index(np.array([row.score]), np.asarray(edges))[0])
+            got[int(row.event_id)] = (samples.index(row.process), b, float(row.weight))
+        return got
+
+    a, b = cells(nominal), cells(varied)
+    for eid in set(a) | set(b):
+        d = np.zeros((len(samples), n_bins))
+        if eid in b and b[eid][1] >= 0:
+            d[b[eid][0], b[eid][1]] += b[eid][2]
+        if eid in a and a[eid][1] >= 0:
+            d[a[eid][0], a[eid][1]] -= a[eid][2]
+        out += d**2
+        total += d.sum(axis=1) ** 2
+    return out, total
+
+
+@pytest.fixture
+def paired() -> dict[str, pd.DataFrame]:
+    """A variation that re-weights some events, moves others (across bins and out of the fit
+    region), drops some and adds new ones (as an alternative sample would)."""
+    rng = np.random.default_rng(11)
+    n = 400
+    procs = rng.choice(["H", "WW"], size=n, p=[0.3, 0.7])
+    labels = (procs == "H").astype(int)
+    nominal = _frame(rng.uniform(0, 1, n), rng.uniform(0.5, 1.5, n), labels, procs)
+    var = nominal.copy()
+    var.loc[::3, "weight"] *= 1.2
+    var.loc[1::3, "score"] = np.clip(
+        var.loc[1::3, "score"] + rng.normal(0, 0.1, len(var.loc[1::3])), 0, 1
+    )
+    var = var.drop(index=range(0, 40))
+    extra = _frame(
+        rng.uniform(0, 1, 30),
+        rng.uniform(0.5, 1.5, 30),
+        [0] * 30,
+        ["WW"] * 30,
+        ids=np.arange(10_000, 10_030),
+    )
+    var = pd.concat([var, extra], ignore_index=True)
+    return {"nominal": nominal, "k_up": var}
+
+
+def test_shift_sumw2_equals_the_event_level_sum(paired):
+    edges = [0.3, 0.5, 0.7, 1.0]
+    t = build_templates(paired, bin_edges=edges)
+    want, want_total = _direct_shift_sumw2(paired["nominal"], paired["k_up"], t.samples, edges)
+    np.testing.assert_allclose(t.shift_sumw2["k_up"], want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(t.shift_norm_sumw2["k_up"], want_total, rtol=1e-12, atol=0)
+    # migrations inside the region cancel in the total: it is below the sum over bins
+    assert np.all(t.shift_norm_sumw2["k_up"] < t.shift_sumw2["k_up"].sum(axis=1))
+
+
+def test_shift_sumw2_of_a_rescaling_is_delta_squared_sumw2(scores):
+    t = build_templates(scores, bin_edges=[0.4, 0.6, 0.8, 1.0])
+    # x_up scales the signal weights by 1.1: d_i = 0.1 w_i, nothing migrates
+    np.testing.assert_allclose(t.shift_sumw2["x_up"][0], 0.01 * t.sumw2[0], rtol=1e-12)
+    assert np.all(t.shift_sumw2["x_up"][1:] == 0)
+    np.testing.assert_allclose(t.shift_norm_sumw2["x_up"][0], 0.01 * t.sumw2[0].sum(), rtol=1e-12)
+
+
+def test_shift_sumw2_leaves_the_other_outputs_alone_and_ignores_row_order(paired):
+    edges = np.linspace(0.2, 1.0, 6)
+    with_ids = build_templates(paired, bin_edges=edges)
+    no_ids = build_templates(
+        {k: v.drop(columns="event_id") for k, v in paired.items()}, bin_edges=edges
+    )
+    assert no_ids.shift_sumw2 == {} and no_ids.shift_norm_sumw2 == {}
+    shuffled = build_templates(
+        {k: v.sample(frac=1.0, random_state=2) for k, v in paired.items()}, bin_edges=edges
+    )
+    for other in (no_ids, shuffled):
+        assert np.array_equal(with_ids.nominal, other.nominal)
+        assert np.array_equal(with_ids.sumw2, other.sumw2)
+        assert np.array_equal(with_ids.variations["k_up"], other.variations["k_up"])
+    assert np.array_equal(with_ids.shift_sumw2["k_up"], shuffled.shift_sumw2["k_up"])
+
+
+def test_rebin_keeps_shift_sumw2_only_where_it_is_exact(paired):
+    fine = build_templates(paired, bin_edges=np.linspace(0.2, 1.0, 9))
+    assert set(rebin(fine, fine.bin_edges).shift_sumw2) == {"k_up"}
+    same_region = rebin(fine, [0.2, 0.6, 1.0])
+    assert same_region.shift_sumw2 == {}
+    direct = build_templates(paired, bin_edges=[0.2, 0.6, 1.0])
+    np.testing.assert_allclose(
+        same_region.shift_norm_sumw2["k_up"], direct.shift_norm_sumw2["k_up"], rtol=1e-12
+    )
+    assert rebin(fine, [0.3, 0.6, 1.0]).shift_norm_sumw2 == {}
+
+
+def test_shift_errors_off_skips_the_pairing_only(paired):
+    edges = [0.3, 0.5, 0.7, 1.0]
+    on = build_templates(paired, bin_edges=edges)
+    off = build_templates(paired, bin_edges=edges, shift_errors=False)
+    assert off.shift_sumw2 == {} and off.shift_norm_sumw2 == {} and set(on.shift_sumw2) == {"k_up"}
+    assert np.array_equal(on.variations["k_up"], off.variations["k_up"])
+
+
+def test_shift_variance_treats_a_repeated_id_as_unpaired():
+    from systpipe.templates import shift_variance
+
+    nom = (np.array([1, 2]), np.array([0, 0]), np.array([1.0, 2.0]))
+    # id 2 twice in the variation (an alternative event colliding with a nominal one)
+    var = (np.array([1, 2, 2]), np.array([0, 0, 0]), np.array([1.0, 2.0, 3.0]))
+    # id 1 unchanged: 0; the three rows of id 2 alone: 2^2 + 2^2 + 3^2
+    assert shift_variance(nom, var, 1).tolist() == [17.0]
+    with pytest.raises(ValueError, match="sorted"):
+        shift_variance((np.array([2, 1]), np.array([0, 0]), np.array([1.0, 1.0])), var, 1)

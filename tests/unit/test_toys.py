@@ -203,16 +203,43 @@ def test_summarise_numbers_and_duplicate_chunks():
     )
     row = toys.summarise(df).iloc[0]
     assert (row["n_toys"], row["n_ok"], row["n_failed"]) == (4, 3, 1)
-    assert row["coverage"] == pytest.approx(2 / 3)
-    assert row["coverage_err"] == pytest.approx(math.sqrt(2 / 9 / 3))
+    # every toy counts: the failed one has no interval, so it does not cover
+    assert row["coverage"] == pytest.approx(2 / 4)
+    assert row["coverage_err"] == pytest.approx(math.sqrt(0.25 / 4))
+    assert row["coverage_ok"] == pytest.approx(2 / 3)
+    assert row["failure_rate"] == pytest.approx(0.25)
     assert row["mean_width"] == pytest.approx(0.4)
     assert row["bias"] == pytest.approx(0.2 / 3)
-    assert row["score"] == pytest.approx(toys.challenge_score(0.4, 2 / 3, 3))
+    assert row["score"] == pytest.approx(toys.challenge_score(0.4, 2 / 4, 4))
     with pytest.raises(DataContractError, match="more than once"):
         toys.summarise([df, df])
 
 
 # --------------------------------------------------------------------------- coverage
+
+
+def test_bootstrap_mode_fluctuates_the_templates_by_their_mc_error():
+    nom = np.array([[100.0], [2500.0]])
+    # N_eff = 400 events per sample: the template fluctuation adds s^2/400 + b^2/400 to the
+    # Poisson variance s + b of the count
+    t = Templates(
+        np.array([0.5, 1.0]), ["signal", "background"], [True, False], nom, nom**2 / 400.0, {}
+    )
+    setup = toys.prepare(build_workspace(t, [], mc_stat=True))
+    counts = np.array(
+        [
+            toys.throw_toy(setup, toys.toy_rng(3, "bootstrap", i), mode="bootstrap", mu_true=1.0)[
+                0
+            ][0]
+            for i in range(4000)
+        ]
+    )
+    expected_var = 2600.0 + (100.0**2 + 2500.0**2) / 400.0
+    assert counts.mean() == pytest.approx(2600.0, abs=4 * math.sqrt(expected_var / 4000))
+    assert counts.var() == pytest.approx(expected_var, rel=0.08)
+    assert counts.var() > 1.5 * 2600.0  # well beyond the Poisson variance alone
+    _, aux = toys.throw_toy(setup, toys.toy_rng(3, "bootstrap", 0), mode="bootstrap", mu_true=1.0)
+    np.testing.assert_array_equal(aux, setup.model.aux_nominal)
 
 
 def test_profile_interval_covers_at_68_percent(setup):

@@ -114,8 +114,10 @@ def test_table_rows_and_invariants(smoke_runs):
     values = shift[dmu_cols].to_numpy()
     assert np.all(np.isfinite(values)) and np.all(values > 0)
     assert np.all(shift["dmu_tot"] >= shift["dmu_stat"])
-    quad = shift["dmu_stat"] ** 2 + sum(
-        shift[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg", "det")
+    quad = (
+        shift["dmu_stat"] ** 2
+        + sum(shift[f"dmu_{k}"] ** 2 for k in ("lumi", "sig", "bkg", "det"))
+        + shift["dmu_mcstat"] ** 2
     )
     np.testing.assert_allclose(shift["dmu_tot"] ** 2, quad, rtol=1e-12)
     assert (shift["AUC"] > 0.6).all()
@@ -235,14 +237,17 @@ def test_profile_likelihood_coverage_of_frequentist_toys(smoke_runs):
     err = np.sqrt(0.6827 * (1 - 0.6827) / row["n_ok"])
     assert abs(row["coverage"] - 0.6827) < 2 * err, row.to_dict()
     assert set(coverage["method"]) == {"shift", "linear", "profile", "chi2"}
-    assert set(coverage["mode"]) == {"frequentist", "challenge"}
+    assert set(coverage["mode"]) == {"frequentist", "challenge", "bootstrap"}
 
 
 def test_dry_run_scatters_toys_over_jobs(tmp_path):
     out = snakemake(make_workdir(tmp_path), "-n", "--configfile", "config/smoke.yaml").stdout
     chunks = set(re.findall(r"results/fit/xgb/toys/(\w+)_(\d+)\.parquet", out))
-    # smoke: 1000 frequentist and 250 challenge toys in chunks of 250
-    assert chunks == {("frequentist", str(i)) for i in range(4)} | {("challenge", "0")}
+    # smoke: 1000 frequentist, 250 challenge and 250 template-bootstrap toys in chunks of 250
+    assert chunks == {("frequentist", str(i)) for i in range(4)} | {
+        ("challenge", "0"),
+        ("bootstrap", "0"),
+    }
 
 
 @pytest.mark.slow

@@ -77,6 +77,41 @@ def get_table_inputs(wildcards):
     return inputs
 
 
+def get_diagnostics_inputs(wildcards):
+    inputs = {"table": "results/tables/uncertainties.parquet"}
+    if FIT_ENABLED:
+        inputs |= {f"fit__{c}": f"results/fit/{c}/fit.json" for c in CLASSIFIERS}
+        inputs |= {
+            f"workspace__{c}": f"results/fit/{c}/workspace.json" for c in CLASSIFIERS
+        }
+        inputs |= {f"binning__{c}": f"results/fit/{c}/binning.json" for c in CLASSIFIERS}
+        inputs |= {
+            f"coverage__{c}": f"results/fit/{c}/coverage.parquet"
+            for c in TOY_CLASSIFIERS
+        }
+    return inputs
+
+
+def print_diagnostics():
+    # The run's last words: the diagnostics summary; with diagnostics.fail_on the run fails
+    # (after every output is written, so nothing is lost).
+    import json
+    from pathlib import Path
+
+    from systpipe.diagnostics import should_fail, summary_lines
+
+    path = Path("results/diagnostics.json")
+    if not path.is_file():
+        return
+    record = json.loads(path.read_text())
+    print("\n".join(summary_lines(record)))
+    fail_on = config["diagnostics"]["fail_on"]
+    if should_fail(record, fail_on):
+        raise SystemExit(
+            f"diagnostics.fail_on: {fail_on}: the run has findings of that severity"
+        )
+
+
 def get_data_scores(wildcards):
     # Scored data events for the fits, when fit.data.source is "file" (else Asimov data).
     if config["fit"]["data"]["source"] != "file":
@@ -147,6 +182,7 @@ def final_outputs():
         ),
         "results/studies/linear_propagation.csv",
         "results/provenance.json",
+        "results/diagnostics.json",
         *(fit_outputs() if FIT_ENABLED else []),
     ]
 

@@ -34,6 +34,24 @@ rule table:
         "../scripts/run_step.py"
 
 
+rule diagnostics:
+    input:
+        unpack(get_diagnostics_inputs),
+    output:
+        diagnostics="results/diagnostics.json",
+    log:
+        "results/logs/diagnostics.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        step="diagnostics",
+        code=step_fingerprint("diagnostics"),
+        settings=step_settings("diagnostics"),
+    script:
+        "../scripts/run_step.py"
+
+
 rule provenance:
     output:
         provenance="results/provenance.json",

@@ -140,9 +140,10 @@ def plot_dmu_breakdown(
     title: str | None = None,
     rlabel: str | None = None,
 ) -> list[Path]:
-    """dmu_stat, each dmu_k, dmu_syst and dmu_tot vs threshold for one classifier.
+    """dmu_stat, each dmu_k, dmu_syst, dmu_mcstat (if present) and dmu_tot vs threshold.
 
-    Only valid rows are drawn (invalid ones are shaded); the y-axis is logarithmic and spans
+    Only valid rows are drawn; invalid ones are shaded, those excluded by an N_eff guard
+    (column ``excluded_by``) apart from the others. The y-axis is logarithmic and spans
     the components down to a decade below the smallest one and up to 20x the minimum total,
     so that the divergence of dmu_stat at tight cuts does not squash the interesting region.
 
@@ -159,6 +160,8 @@ def plot_dmu_breakdown(
     """
     components = ["dmu_stat", *[f"dmu_{k}" for k in systematics], "dmu_syst", "dmu_tot"]
     require(scan, ["threshold", *components], "plot_dmu_breakdown: scan table")
+    if "dmu_mcstat" in scan.columns:
+        components.insert(-1, "dmu_mcstat")
     thr = scan["threshold"].to_numpy(dtype=float)
     valid = _valid_mask(scan)
     with figure_style():
@@ -172,8 +175,10 @@ def plot_dmu_breakdown(
                 "lw": 2,
                 "label": "systematic (quadrature sum)",
             },
+            "dmu_mcstat": {"color": "#009e73", "ls": (0, (5, 1, 1, 1)), "lw": 2,
+                           "label": "MC statistics"},
             "dmu_tot": {"color": "#3f90da", "ls": "-", "lw": 3, "label": "total"},
-        }
+        }  # fmt: skip
         syst_colors = [
             "#ffa90e",
             "#832db6",
@@ -207,7 +212,13 @@ def plot_dmu_breakdown(
             ymax = min(np.max(allpos), 20.0 * tot_min) * 1.5
             ax.set_yscale("log")
             ax.set_ylim(ymin, ymax)
-        _shade_invalid(ax, thr, valid)
+        neff = np.zeros(len(scan), dtype=bool)
+        if "excluded_by" in scan.columns:
+            guards = scan["excluded_by"].astype(str)
+            neff = guards.isin(["min_neff_signal", "min_neff_background"]).to_numpy() & ~valid
+        _shade(ax, thr, ~valid & ~neff, "below minimum yield", color="0.9")
+        _shade(ax, thr, neff, r"below minimum $N_{\mathrm{eff}}$ (MC statistics)",
+               facecolor="#fbe9d6", edgecolor="#e0a060", hatch="//", lw=0)  # fmt: skip
         ax.set_xlim(thr.min(), thr.max())
         wp_styles = {
             "max_ams": ("max AMS", "#717581", (0, (6, 3))),
@@ -240,19 +251,20 @@ def plot_dmu_breakdown(
         return save_figure(fig, out)
 
 
-def _shade_invalid(ax: Axes, thr: np.ndarray, valid: np.ndarray) -> None:
-    if valid.all() or len(thr) < 2:
+def _shade(ax: Axes, thr: np.ndarray, mask: np.ndarray, label: str, **style: Any) -> None:
+    """Shade the runs of thresholds where ``mask`` is true (one legend entry)."""
+    if not mask.any() or len(thr) < 2:
         return
     step = np.diff(thr)
     half = np.r_[step[0], step] / 2.0
-    edges = np.flatnonzero(np.diff(np.r_[0, (~valid).astype(int), 0]))
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
     for k, (start, stop) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
         ax.axvspan(
             thr[start] - half[start],
             thr[stop - 1] + half[stop - 1],
-            color="0.9",
             zorder=0,
-            label="below minimum yield" if k == 0 else None,
+            label=label if k == 0 else None,
+            **style,
         )
 
 

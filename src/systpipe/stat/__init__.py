@@ -11,4 +11,7 @@ does not pull in the others):
 * :mod:`.binning`: the choice of threshold and binning by the expected uncertainty;
 * :mod:`.chi2`: covariance-matrix chi2 with correlated systematic shifts;
 * :mod:`.toys`: pseudo-experiments (coverage and challenge score of the interval methods).
+* :mod:`.postprocess`: symmetrisation, smoothing and pruning of the systematic templates;
+* :mod:`.smoothing`: ROOT's 353QH-twice smoothing (cabinetry's port);
+* :mod:`.validation`: model checks of a workspace (CMS ValidateDatacards' list).
 """

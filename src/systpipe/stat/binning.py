@@ -69,6 +69,7 @@ def optimise_binning(
     group_by: str = "process",
     mc_stat: bool = True,
     min_bin_yield: float = 0.0,
+    min_bin_neff_background: float = 0.0,
 ) -> BinningChoice:
     """Choose threshold and binning by the expected profile-likelihood uncertainty on mu.
 
@@ -76,7 +77,8 @@ def optimise_binning(
     the Asimov total uncertainty is computed with :func:`fisher_uncertainty` (fast path: one
     model evaluation per parameter, no minimisation). All candidates are histogrammed in
     one pass on the union of their edges and merged exactly (right-closed bins). Candidates
-    with an empty bin, or a bin below ``min_bin_yield`` expected events, are skipped
+    with an empty bin, a bin below ``min_bin_yield`` expected events, or a bin whose background
+    has no MC or an effective MC count (sum w)^2 / sum w^2 below ``min_bin_neff_background``, are skipped
     (dmu_tot = inf). Ties go to the fewer bins, then the lower threshold.
 
     Returns:
@@ -101,8 +103,17 @@ def optimise_binning(
         tmpl = rebin(fine, edges)
         row["S"] = float(tmpl.total(signal=True).sum())
         row["B"] = float(tmpl.total(signal=False).sum())
+        background = ~tmpl.signal_mask
+        b_sum = tmpl.nominal[background].sum(axis=0)
+        b_w2 = tmpl.sumw2[background].sum(axis=0)
+        neff_b = np.divide(b_sum**2, b_w2, out=np.zeros_like(b_sum), where=b_w2 > 0)
+        row["min_bin_neff_B"] = float(neff_b.min())
         if np.any(tmpl.total() <= max(min_bin_yield, 0.0)):
             row["status"] = "empty bin"
+        elif np.any(neff_b < min_bin_neff_background) or np.any(b_sum <= 0):
+            # a bin without (enough) background MC fakes a pure-signal bin: Z0 -> infinity
+            row["status"] = "background MC below fit.optimise.min_bin_neff_background"
+        if "status" in row:
             rows.append(row)
             continue
         try:

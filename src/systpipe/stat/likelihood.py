@@ -254,14 +254,17 @@ class HistFactoryModel:
         self._exps = np.arange(1, 7, dtype=np.float64)
         self._dexps = np.arange(0, 6, dtype=np.float64)
 
-    def _normsys(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """code4 factors F (K, R) and d ln F / d alpha (K, R)."""
+    def _normsys(self, a: np.ndarray, deriv: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """code4 factors F (K, R) and d ln F / d alpha (K, R; None without ``deriv``)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             pw = a[:, None] ** self._exps  # (K, 6)
-            dpw = a[:, None] ** self._dexps
             poly = 1.0 + (self._ns_coef @ pw[:, :, None])[:, :, 0]
+            inside = bool(np.all(np.abs(a) < 1.0))
+            if inside and not deriv:
+                return poly, None
+            dpw = a[:, None] ** self._dexps
             dpoly = (self._ns_dcoef @ dpw[:, :, None])[:, :, 0]
-            if np.all(np.abs(a) < 1.0):
+            if inside:
                 return poly, dpoly / poly
             up = (a >= 1.0)[:, None]
             dn = (a <= -1.0)[:, None]
@@ -272,12 +275,15 @@ class HistFactoryModel:
         return factor, dlog
 
     @staticmethod
-    def _code4p(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """code4p weights of the up and down deltas, and their derivatives, stacked (2H,)."""
+    def _code4p(a: np.ndarray, deriv: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """code4p weights of the up and down deltas, and their derivatives (None without
+        ``deriv``), stacked (2H,)."""
         a2 = a * a
         p6 = a2 * (15.0 + a2 * (-10.0 + 3.0 * a2)) / 16.0
-        dp6 = a * (30.0 + a2 * (-40.0 + 18.0 * a2)) / 16.0
         half = 0.5 * a
+        if not deriv and np.all(np.abs(a) <= 1.0):
+            return np.concatenate([half + p6, half - p6]), None
+        dp6 = a * (30.0 + a2 * (-40.0 + 18.0 * a2)) / 16.0
         if np.all(np.abs(a) <= 1.0):
             return np.concatenate([half + p6, half - p6]), np.concatenate([0.5 + dp6, 0.5 - dp6])
         inside = np.abs(a) <= 1.0
@@ -287,7 +293,7 @@ class HistFactoryModel:
         dv = np.where(a < -1.0, 1.0, np.where(inside, 0.5 - dp6, 0.0))
         return np.concatenate([u, v]), np.concatenate([du, dv])
 
-    def _evaluate(self, pars: np.ndarray) -> dict[str, Any]:
+    def _evaluate(self, pars: np.ndarray, deriv: bool = True) -> dict[str, Any]:
         if self._single_nf:
             nf = 1.0 + self._sig * (pars[0] - 1.0)
         else:
@@ -295,7 +301,7 @@ class HistFactoryModel:
         factor: np.ndarray | None
         dlog: np.ndarray | None
         if self._ns_pidx.size:
-            factor, dlog = self._normsys(pars[self._ns_pidx])
+            factor, dlog = self._normsys(pars[self._ns_pidx], deriv)
             shape = factor.prod(axis=0)
         else:
             factor = dlog = None
@@ -304,7 +310,7 @@ class HistFactoryModel:
         coef: np.ndarray | None
         dcoef: np.ndarray | None
         if self._hs_pidx.size:
-            coef, dcoef = self._code4p(pars[self._hs_pidx])
+            coef, dcoef = self._code4p(pars[self._hs_pidx], deriv)
             additive = self.nominal + (coef @ self._hs_matrix).reshape(self.nominal.shape)
         else:
             coef = dcoef = None
@@ -331,11 +337,11 @@ class HistFactoryModel:
 
     def expected(self, pars: np.ndarray) -> np.ndarray:
         """Expected counts per bin (all channels concatenated)."""
-        return self._evaluate(np.asarray(pars, dtype=np.float64))["lam"]
+        return self._evaluate(np.asarray(pars, dtype=np.float64), False)["lam"]
 
     def expected_by_sample(self, pars: np.ndarray) -> np.ndarray:
         """Expected counts per (channel, sample) row and bin."""
-        ev = self._evaluate(np.asarray(pars, dtype=np.float64))
+        ev = self._evaluate(np.asarray(pars, dtype=np.float64), False)
         g = np.where(self.stat_rows[:, None], ev["gamma"][None, :], 1.0)
         return ev["additive"] * ev["norm"][:, None] * g
 
@@ -360,6 +366,54 @@ class HistFactoryModel:
             dn[i] -= h
             jac[k] = (self.expected(up) - self.expected(dn)) / (2 * h)
         return jac
+
+    def background_free_bins(self) -> np.ndarray:
+        """Bins whose expectation at POI = 0 is zero for every value of the nuisance parameters.
+
+        No sample without the POI has nominal or histosys (up/down) content there; normsys
+        factors, other normfactors and gammas only scale content, so they cannot create any.
+        Data in such a bin exclude POI = 0 with certainty (q0 = +inf).
+
+        Example:
+            >>> spec = {"channels": [{"name": "SR", "samples": [
+            ...     {"name": "s", "data": [2.0, 4.0],
+            ...      "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+            ...     {"name": "b", "data": [5.0, 0.0], "modifiers": []}]}],
+            ...     "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}]}
+            >>> HistFactoryModel(spec).background_free_bins().tolist()
+            [1]
+        """
+        rows = ~self.nf_mask[self.poi_index]
+        content = np.abs(self.nominal[rows]).sum(axis=0)
+        if self.hs_alpha.size:
+            content = content + np.abs(self.hs_up[:, rows]).sum(axis=(0, 1))
+            content = content + np.abs(self.hs_dn[:, rows]).sum(axis=(0, 1))
+        return np.flatnonzero(content == 0.0)
+
+    def is_asimov(self, pars: np.ndarray, data: np.ndarray, aux: np.ndarray) -> bool:
+        """Whether (``data``, ``aux``) are the expectation at ``pars`` (Asimov data): counts
+        within 1e-5 sqrt(lambda) and auxiliary data within 1e-4 sigma of the parameters.
+
+        Example:
+            >>> spec = {"channels": [{"name": "SR", "samples": [{"name": "s", "data": [2.0, 4.0],
+            ...     "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]}]}],
+            ...     "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}]}
+            >>> m = HistFactoryModel(spec)
+            >>> m.is_asimov(m.nominal_pars, np.array([2.0, 4.0]), m.aux_nominal), m.is_asimov(
+            ...     m.nominal_pars, np.array([2.0, 5.0]), m.aux_nominal)
+            (True, False)
+        """
+        lam = self.expected(pars)
+        pulls = (np.asarray(pars)[self.constrained] - aux) / self.constraint_sigma
+        close = np.abs(np.asarray(data) - lam) <= 1e-5 * np.sqrt(np.maximum(lam, 1.0))
+        return bool(np.all(close) and np.all(np.abs(pulls) <= 1e-4))
+
+    def bin_label(self, b: int) -> str:
+        """ "channel[i]" of the global bin index ``b``."""
+        for name, sl in self.channel_slices.items():
+            if sl.start <= b < sl.stop:
+                return f"{name}[{b - sl.start}]"
+        raise ModelError(f"bin {b} outside the model's {self.n_bins} bins")
 
     # -------------------------------------------------------------- likelihood
     def data_constant(self, data: np.ndarray) -> float:
@@ -389,7 +443,7 @@ class HistFactoryModel:
         """
         pars = np.asarray(pars, dtype=np.float64)
         aux = self.aux_nominal if aux is None else aux
-        ev = self._evaluate(pars)
+        ev = self._evaluate(pars, grad)
         lam = ev["lam"]
         lam_safe = np.maximum(lam, _TINY)
         pull = (pars[self.constrained] - aux) / self.constraint_sigma

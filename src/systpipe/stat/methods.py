@@ -2,7 +2,7 @@
 each, used by the final table's method rows and by the pseudo-experiments alike.
 
 - ``shift``: the cut-and-count shift method (mu re-fitted under each variation, shifts
-  symmetrised and added in quadrature with the statistical term).
+  symmetrised and added in quadrature with the statistical and MC-statistical terms).
 - ``linear``: first-order error propagation; rate (linearisable) systematics through the
   Jacobian of mu = (n - B)/S, shape systematics through their symmetrised shift.
 - ``profile``: the binned profile-likelihood interval of the HistFactory model.
@@ -69,7 +69,9 @@ class CutAndCount:
 
     ``deltas`` and ``linearisable`` describe the systematics for the linear method: a
     linearisable (rate) systematic of relative size delta enters through its Jacobian, any
-    other through its symmetrised shift.
+    other through its symmetrised shift. ``mc_sumw2`` is (sum w^2 of the selected signal,
+    of the selected background) MC events: the shift and linear methods add the
+    MC-statistical term sqrt(mu^2 sumw2_S + sumw2_B)/S (0 by default).
     """
 
     s: float
@@ -79,6 +81,13 @@ class CutAndCount:
     bins: slice = field(default_factory=lambda: slice(0, None))
     deltas: Mapping[str, float] = field(default_factory=dict)
     linearisable: Mapping[str, bool] = field(default_factory=dict)
+    mc_sumw2: tuple[float, float] = (0.0, 0.0)
+
+
+def _mc_term(cut: CutAndCount, mu: float) -> float:
+    """MC-statistical uncertainty sqrt(mu^2 sumw2_S + sumw2_B)/S of the cut's yields."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(stats.sigma_mu_mcstat(cut.s, cut.mc_sumw2[0], cut.mc_sumw2[1], mu))
 
 
 @dataclass
@@ -105,7 +114,8 @@ def _check_symmetrise(mode: str) -> None:
 def shift(cut: CutAndCount, n: float, *, symmetrise: str = "mean") -> MethodResult:
     """Shift method on the observed count ``n`` of the cut region (docs/scan.md): each
     systematic's up and down mu-hat minus the nominal one, symmetrised, in quadrature with
-    sqrt(n)/S. The vectorised scan computes the same numbers for every threshold at once."""
+    sqrt(n)/S and the MC-statistical term sqrt(mu^2 sumw2_S + sumw2_B)/S (``mc_stat``; it is
+    part of ``syst``). The vectorised scan computes the same numbers for every threshold."""
     mu = (n - cut.b) / cut.s
     stat = math.sqrt(max(n, 0.0)) / cut.s
     syst2 = 0.0
@@ -117,7 +127,8 @@ def shift(cut: CutAndCount, n: float, *, symmetrise: str = "mean") -> MethodResu
         d = max(abs(d_up), abs(d_dn)) if symmetrise == "max" else 0.5 * (abs(d_up) + abs(d_dn))
         terms[k] = Term(abs(d_dn), abs(d_up), d)
         syst2 += d * d
-    tot = math.sqrt(stat * stat + syst2)
+    mc = _mc_term(cut, mu)
+    tot = math.sqrt(stat * stat + syst2 + mc * mc)
     return MethodResult(
         "shift",
         mu,
@@ -125,7 +136,8 @@ def shift(cut: CutAndCount, n: float, *, symmetrise: str = "mean") -> MethodResu
         mu + tot,
         stat=Term.symmetric(stat),
         systematics=terms,
-        syst=Term.symmetric(math.sqrt(syst2)),
+        mc_stat=Term.symmetric(mc),
+        syst=Term.symmetric(math.sqrt(syst2 + mc * mc)),
         total=Term.symmetric(tot),
     )
 
@@ -142,6 +154,7 @@ def linear(
     off its up/down yields. A shape systematic has no Jacobian in the functor: its symmetrised
     shift (mu_up - mu_ref, mu_down - mu_ref) is used, its first-order equivalent. ``asimov``
     sets mu_ref to 1 exactly (the scan's definition at n = S + B); otherwise mu_ref = mu-hat.
+    MC statistics add sqrt(mu_ref^2 sumw2_S + sumw2_B)/S (``mc_stat``, part of ``syst``).
     """
     _check_symmetrise(symmetrise)
     s, b = cut.s, cut.b
@@ -163,7 +176,8 @@ def linear(
                 value = float(stats.symmetrise(d_up, d_dn, symmetrise))
             terms[k] = Term.symmetric(value)
     syst2 = sum(t.sym**2 for t in terms.values())
-    tot = math.sqrt(stat**2 + syst2)
+    mc = _mc_term(cut, mu_ref)
+    tot = math.sqrt(stat**2 + syst2 + mc**2)
     return MethodResult(
         "linear",
         mu_ref if asimov else mu,
@@ -171,7 +185,8 @@ def linear(
         mu + tot,
         stat=Term.symmetric(stat),
         systematics=terms,
-        syst=Term.symmetric(math.sqrt(syst2)),
+        mc_stat=Term.symmetric(mc),
+        syst=Term.symmetric(math.sqrt(syst2 + mc**2)),
         total=Term.symmetric(tot),
     )
 

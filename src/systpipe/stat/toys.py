@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -19,9 +20,9 @@ from .workspace import MC_STAT
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["frequentist", "challenge"]
-MODES: tuple[str, ...] = ("frequentist", "challenge")
-_MODE_CODE = {"frequentist": 0, "challenge": 1}
+Mode = Literal["frequentist", "challenge", "bootstrap"]
+MODES: tuple[str, ...] = ("frequentist", "challenge", "bootstrap")
+_MODE_CODE = {"frequentist": 0, "challenge": 1, "bootstrap": 2}
 CL68 = 0.6827
 EPSILON = 1e-3
 TOY_COLUMNS = [
@@ -82,8 +83,12 @@ def challenge_score(w: float, c: float, n: int) -> float:
 # --------------------------------------------------------------------------- setup
 
 
-#: The inputs of every method for one workspace (kept under its historical name).
-ToySetup = BinnedInputs
+@dataclass
+class ToySetup(BinnedInputs):
+    """The inputs of every method for one workspace, plus what the template-bootstrap mode
+    needs: the MC sum of squared weights of every (channel, sample) row and bin."""
+
+    row_sumw2: np.ndarray | None = None
 
 
 def first_bin_for_threshold(
@@ -159,6 +164,12 @@ def prepare(
     rates = {
         s.name: s for s in parse_systematics(systematics) if s.linearisable and s.name in s_var
     }
+    row_sumw2 = _row_sumw2(spec, model)
+    # the cut-and-count methods' MC-statistics term, as in the table's rows
+    mc_sumw2 = (
+        float(row_sumw2[model.signal_rows][:, sl].sum()),
+        float(row_sumw2[~model.signal_rows][:, sl].sum()),
+    )
     cut = CutAndCount(
         float(s_bins[sl].sum()),
         float(b_bins[sl].sum()),
@@ -167,10 +178,27 @@ def prepare(
         sl,
         deltas={k: float(s["delta"]) for k, s in rates.items()},
         linearisable=dict.fromkeys(rates, True),
+        mc_sumw2=mc_sumw2,
     )
     if cut.s <= 0:
         raise ConfigError("no signal in the cut-and-count region; lower toys.first_bin")
-    return BinnedInputs(model=model, cut=cut, s_bins=s_bins, b_bins=b_bins, chi2_shifts=shifts)
+    return ToySetup(
+        model=model, cut=cut, s_bins=s_bins, b_bins=b_bins, chi2_shifts=shifts, row_sumw2=row_sumw2
+    )
+
+
+def _row_sumw2(spec: Mapping[str, Any], model: HistFactoryModel) -> np.ndarray:
+    """Sum of squared MC weights per model row and bin, from the samples' staterror data
+    (zero where a sample has none: its template is then not fluctuated)."""
+    out = np.zeros_like(model.nominal)
+    by_name = {c["name"]: c for c in spec["channels"]}
+    for r, (channel, sample) in enumerate(model.rows):
+        sl = model.channel_slices[channel]
+        entry = next(s for s in by_name[channel]["samples"] if s["name"] == sample)
+        for mod in entry["modifiers"]:
+            if mod["type"] == "staterror":
+                out[r, sl] = np.square(np.asarray(mod["data"], dtype=np.float64))
+    return out
 
 
 # --------------------------------------------------------------------------- toys
@@ -191,12 +219,18 @@ def throw_toy(
     constraints of the model); Poisson counts.
     challenge: true nuisance parameters drawn from the constraints (gammas kept > 0), data
     thrown from the model at those values; auxiliary data at nominal.
+    bootstrap: the MC templates themselves fluctuated (the binned Poisson bootstrap of the
+    events: each sample's bin content times Poisson(N_eff)/N_eff, N_eff = content^2 / sum w^2),
+    data thrown from the fluctuated templates at nominal nuisance parameters, auxiliary data at
+    nominal: the fit, which uses the nominal templates, sees the finite-MC error it must cover.
     """
     model = setup.model
     truth = model.nominal_pars.copy()
     truth[model.poi_index] = mu_true
     sigma = model.constraint_sigma
     centre = model.aux_nominal
+    if mode == "bootstrap":
+        return _bootstrap_toy(setup, rng, mu_true=mu_true), centre.copy()
     draws = rng.standard_normal(centre.size)
     if mode == "frequentist":
         aux = centre + sigma * draws
@@ -210,6 +244,19 @@ def throw_toy(
         raise ConfigError(f"toys.modes: unknown mode {mode!r}; expected one of {list(MODES)}")
     lam = np.clip(model.expected(truth), 0.0, None)
     return rng.poisson(lam).astype(np.float64), aux
+
+
+def _bootstrap_toy(setup: ToySetup, rng: np.random.Generator, *, mu_true: float) -> np.ndarray:
+    model = setup.model
+    nominal = model.nominal
+    sumw2 = setup.row_sumw2 if setup.row_sumw2 is not None else np.zeros_like(nominal)
+    fluctuate = (nominal > 0) & (sumw2 > 0)
+    neff = np.where(fluctuate, np.square(nominal) / np.where(fluctuate, sumw2, 1.0), 0.0)
+    drawn = rng.poisson(neff).astype(np.float64)
+    templates = np.where(fluctuate, nominal * drawn / np.where(fluctuate, neff, 1.0), nominal)
+    scale = np.where(model.signal_rows, mu_true, 1.0)
+    lam = np.clip((templates * scale[:, None]).sum(axis=0), 0.0, None)
+    return rng.poisson(lam).astype(np.float64)
 
 
 def run_toys(
@@ -301,13 +348,16 @@ def run_toys(
 def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
     """Per (mode, method): coverage with binomial error, mean width, bias, failures, score.
 
-    Failed toys are counted (n_failed) and excluded from every average; the challenge score
-    uses N = the successful toys. Duplicate (mode, method, toy) rows, e.g. a chunk read
-    twice, are an error.
+    Every toy counts: ``coverage`` is the fraction of all toys whose interval contains the true
+    value, a failed toy (no interval) counting as not covered, and the challenge score uses N =
+    every toy, as the FAIR-Universe challenge does; ``coverage_ok`` is the fraction among the
+    toys that succeeded and ``failure_rate`` says how many did not. Widths and biases average
+    the successful toys. Duplicate (mode, method, toy) rows, e.g. a chunk read twice, are an error.
 
     Returns:
-        DataFrame with mode, method, n_toys, n_ok, n_failed, coverage, coverage_err,
-        mean_width, bias, bias_err, rms, penalty, score; sorted by mode and method.
+        DataFrame with mode, method, n_toys, n_ok, n_failed, failure_rate, coverage,
+        coverage_err, coverage_ok, mean_width, bias, bias_err, rms, penalty, score; sorted by
+        mode and method.
     """
     df = (
         toy_frames
@@ -329,32 +379,36 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
     rows = []
     for (mode, method), g in df.groupby(["mode", "method"], sort=True):
         ok = g[g["status"] == "ok"]
-        n_ok = len(ok)
+        n_toys, n_ok = len(g), len(ok)
         row: dict[str, Any] = {
             "mode": mode,
             "method": method,
-            "n_toys": len(g),
+            "n_toys": n_toys,
             "n_ok": n_ok,
-            "n_failed": len(g) - n_ok,
+            "n_failed": n_toys - n_ok,
+            "failure_rate": (n_toys - n_ok) / n_toys,
         }
         if n_ok:
-            c = float(ok["covered"].mean())
+            # every toy counts: a failed toy has no interval, so it does not cover
+            c = float(g["covered"].sum()) / n_toys
             w = float(ok["width"].mean())
             resid = (ok["mu_hat"] - ok["mu_true"]).to_numpy(dtype=np.float64)
             row.update(
                 coverage=c,
-                coverage_err=math.sqrt(c * (1.0 - c) / n_ok),
+                coverage_err=math.sqrt(c * (1.0 - c) / n_toys),
+                coverage_ok=float(ok["covered"].mean()),
                 mean_width=w,
                 bias=float(resid.mean()),
                 bias_err=float(resid.std(ddof=1) / math.sqrt(n_ok)) if n_ok > 1 else math.nan,
                 rms=float(math.sqrt(np.mean(resid**2))),
-                penalty=coverage_penalty(c, n_ok),
-                score=challenge_score(w, c, n_ok),
+                penalty=coverage_penalty(c, n_toys),
+                score=challenge_score(w, c, n_toys),
             )
         else:
             row.update(
-                coverage=math.nan,
-                coverage_err=math.nan,
+                coverage=0.0,
+                coverage_err=0.0,
+                coverage_ok=math.nan,
                 mean_width=math.nan,
                 bias=math.nan,
                 bias_err=math.nan,

@@ -51,13 +51,17 @@ def workspace_for_edges(
     *,
     mc_stat: bool,
     data_scores: pd.DataFrame | None = None,
-) -> tuple[dict[str, Any], Templates]:
-    """The pyhf workspace (and its templates) of the score frames binned on ``edges``."""
+) -> tuple[dict[str, Any], Templates, dict[str, Any]]:
+    """The pyhf workspace of the score frames binned on ``edges``, its templates after the
+    post-processing of ``fit.templates`` (symmetrisation, smoothing, pruning of the shape
+    systematics) and the record of that post-processing."""
+    from ..stat.postprocess import postprocess
     from ..stat.workspace import build_workspace
 
-    templates = build_templates(
+    raw = build_templates(
         frames, bin_edges=np.asarray(edges, dtype=float), group_by=fit["group_by"]
     )
+    templates, record = postprocess(raw, systematics, fit["templates"])
     spec = build_workspace(
         templates,
         systematics,
@@ -65,7 +69,7 @@ def workspace_for_edges(
         mu_bounds=tuple(fit["poi_bounds"]),
         data=observed_counts(fit, templates, data_scores),
     )
-    return spec, templates
+    return spec, templates, record
 
 
 def choose_binning(
@@ -110,6 +114,7 @@ def choose_binning(
         group_by=fit["group_by"],
         mc_stat=fit["mc_stat"],
         min_bin_yield=opt["min_bin_yield"],
+        min_bin_neff_background=opt["min_bin_neff_background"],
     )
     log.info(
         "optimised binning: threshold %.3f, %d bins, expected dmu_tot %.4f",
@@ -152,7 +157,7 @@ def workspace(
     scan_table = io.read_table(scan)
     extra = [float(scan_table["threshold"].iloc[i]) for i in working_points(scan_table).values()]
     chosen = choose_binning(fit, systematics, frames, extra_thresholds=extra)
-    spec, _ = workspace_for_edges(
+    spec, _, record = workspace_for_edges(
         fit,
         systematics,
         frames,
@@ -161,7 +166,7 @@ def workspace(
         data_scores=read_data_scores(data_scores),
     )
     io.write_json(spec, workspace)
-    io.write_json(chosen, binning)
+    io.write_json({**chosen, "templates": record}, binning)
 
 
 @step(
@@ -341,7 +346,7 @@ def methods(
         add(linear(row), wp, row, 1)
         # same model ingredients as the workspace (MC statistics included when configured),
         # so that every profile row of the table is comparable
-        spec, _ = workspace_for_edges(
+        spec, _, _ = workspace_for_edges(
             fit_cfg, systematics, frames, edges, mc_stat=fit_cfg["mc_stat"], data_scores=observed
         )
         result = fit_workspace(spec, impacts=False, limits=False)
@@ -365,7 +370,8 @@ def methods(
 
 
 def cut_at(row: pd.Series, systematics: Sequence[Mapping[str, Any]]) -> Any:
-    """Cut-and-count yields of a scan row (score above its threshold) for the methods."""
+    """Cut-and-count yields of a scan row (score above its threshold) for the methods, with
+    the sums of squared MC weights of its selection (columns sumw2_S, sumw2_B; 0 if absent)."""
     from ..stat.methods import CutAndCount
     from ..systematics import columns, parse_systematics
 
@@ -377,4 +383,5 @@ def cut_at(row: pd.Series, systematics: Sequence[Mapping[str, Any]]) -> Any:
         b_var={x.name: (float(row[columns.b(x.up)]), float(row[columns.b(x.down)])) for x in systs},
         deltas={x.name: float(x["delta"]) for x in systs if x.linearisable},
         linearisable={x.name: x.linearisable for x in systs},
+        mc_sumw2=(float(row.get("sumw2_S", 0.0)), float(row.get("sumw2_B", 0.0))),
     )

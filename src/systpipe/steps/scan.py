@@ -50,6 +50,8 @@ def scan(
         b_reg=sc["higgsml_b_reg"],
         min_signal=sc["min_signal"],
         min_background=sc["min_background"],
+        min_neff_signal=sc["min_neff_signal"],
+        min_neff_background=sc["min_neff_background"],
     )
     log.info(
         "scanned %d thresholds x %d variations in %.3f s",

@@ -75,6 +75,44 @@ def table(
 
 
 @step(
+    "diagnostics",
+    uses=("diagnostics",),
+    help="every warning about the run's numbers, most severe first (in: table, fit__<clf>, workspace__<clf>, coverage__<clf>)",
+)
+def diagnostics(
+    ctx: StepContext,
+    *,
+    table: str | Path,
+    fit: Mapping[str, str | Path] | None = None,
+    workspace: Mapping[str, str | Path] | None = None,
+    coverage: Mapping[str, str | Path] | None = None,
+    binning: Mapping[str, str | Path] | None = None,
+    diagnostics: str | Path,
+) -> None:
+    """Gather the diagnostics of the final table, the fits, the workspaces (model check) and
+    the toys into one JSON record, most severe first, and log its summary."""
+    from .. import diagnostics as diag
+    from ..stat.validation import check_workspace
+
+    found = diag.from_table(io.read_table(table))
+    for clf, path in (fit or {}).items():
+        found += diag.from_fit(json.loads(Path(path).read_text()), clf)
+    for clf, path in (workspace or {}).items():
+        found += diag.from_workspace_findings(
+            check_workspace(json.loads(Path(path).read_text())), clf
+        )
+    for clf, path in (binning or {}).items():
+        found += diag.from_templates(json.loads(Path(path).read_text()).get("templates", {}), clf)
+    for clf, path in (coverage or {}).items():
+        found += diag.from_coverage(io.read_table(path), clf)
+    record = diag.summarise(found)
+    record["fail_on"] = ctx.settings["diagnostics"]["fail_on"]
+    for line in diag.summary_lines(record, limit=50):
+        log.info("%s", line)
+    io.write_json(record, diagnostics)
+
+
+@step(
     "provenance",
     uses=None,
     help="run record: config, seeds, versions, git commit, code fingerprints (out: provenance)",
