@@ -21,6 +21,7 @@ BENCHES = {
     "train": (["bench_train.py"], ["bench_train.py", "--events", "100000"]),
     "scan": (["bench_scan.py"], ["bench_scan.py", "--events", "100000", "--loop-thresholds", "20"]),
     "fit": (["bench_fit.py"], ["bench_fit.py"]),
+    "toys": (["bench_toys.py"], ["bench_toys.py", "--quick"]),
     "workflow": (["bench_workflow.py"], None),
 }
 

@@ -84,7 +84,9 @@ def get_diagnostics_inputs(wildcards):
         inputs |= {
             f"workspace__{c}": f"results/fit/{c}/workspace.json" for c in CLASSIFIERS
         }
-        inputs |= {f"binning__{c}": f"results/fit/{c}/binning.json" for c in CLASSIFIERS}
+        inputs |= {
+            f"binning__{c}": f"results/fit/{c}/binning.json" for c in CLASSIFIERS
+        }
         inputs |= {
             f"coverage__{c}": f"results/fit/{c}/coverage.parquet"
             for c in TOY_CLASSIFIERS
