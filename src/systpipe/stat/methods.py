@@ -26,7 +26,6 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:  # typing only: the heavy modules are imported where they are used
     from ..templates import Templates
-    from .chi2 import StatMode
     from .likelihood import HistFactoryModel
 
 
@@ -270,31 +269,6 @@ def chi2_inputs(
     return s, b, shifts
 
 
-def chi2_with_breakdown(
-    observed: np.ndarray,
-    s: np.ndarray,
-    b: np.ndarray,
-    shifts: Mapping[str, np.ndarray],
-    names: Sequence[str],
-    *,
-    stat: StatMode = "expected",
-) -> MethodResult:
-    """The chi2 fit with its Delta chi2 = 1 interval and per-systematic breakdown (the table row)."""
-    from .chi2 import breakdown, fit_mu
-
-    result = fit_mu(observed, s, b, shifts, stat=stat)
-    parts = breakdown(observed, s, b, shifts, stat=stat)
-    return chi2_from_dict(
-        {
-            "mu_hat": float(result.mu_hat),
-            "dmu_low": float(result.dmu_low),
-            "dmu_high": float(result.dmu_high),
-            "breakdown": {k: float(v) for k, v in parts.items()},
-        },
-        names,
-    )
-
-
 def chi2_from_dict(result: Mapping[str, Any], names: Sequence[str]) -> MethodResult:
     """The chi2 method's result from its JSON record (mu_hat, dmu_low, dmu_high, breakdown)."""
     parts = result["breakdown"]
@@ -399,7 +373,6 @@ __all__ = [
     "chi2",
     "chi2_from_dict",
     "chi2_inputs",
-    "chi2_with_breakdown",
     "linear",
     "profile",
     "profile_from_breakdown",
