@@ -64,6 +64,29 @@ def toy_score_frames(
     return frames
 
 
+def simple_spec() -> dict:
+    """A workspace of three bins, one background normalisation and one shape systematic, no MC
+    statistics (the toys' and the batched fitter's tests)."""
+    nom = np.array([[20.0, 40.0, 60.0], [400.0, 200.0, 100.0]])
+    var = {
+        "bkg_up": nom * [[1.0], [1.05]],
+        "bkg_down": nom * [[1.0], [0.95]],
+        "det_up": nom * [[0.97, 1.0, 1.04], [1.03, 1.0, 0.96]],
+        "det_down": nom * [[1.02, 1.0, 0.97], [0.98, 1.0, 1.05]],
+    }
+    from systpipe.stat.workspace import build_workspace
+    from systpipe.templates import Templates
+
+    t = Templates(
+        np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var
+    )
+    systs = [
+        {"name": "bkg", "type": "norm", "delta": 0.05},
+        {"name": "det", "type": "scale", "delta": 0.02},
+    ]
+    return build_workspace(t, systs, mc_stat=False)
+
+
 @pytest.fixture
 def score_frames() -> dict[str, pd.DataFrame]:
     return toy_score_frames()

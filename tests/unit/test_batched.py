@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from conftest import simple_spec
 from systpipe.errors import ModelError
 from systpipe.stat import methods, toys
 from systpipe.stat.batched import batched_nll_grad_hess, fit_batch
@@ -28,25 +29,6 @@ from systpipe.templates import Templates
 #: ~1e-4 off the true minimum (measured up to 3e-4 here; docs of minimize()); the batched path is
 #: checked to 1e-6 against a tight iminuit reference and to this against methods.profile.
 PROFILE_PRECISION = 5e-4
-
-
-def simple_spec() -> dict:
-    """tests/unit/test_toys.py's: three bins, a normsys and a histosys, no MC statistics."""
-    nom = np.array([[20.0, 40.0, 60.0], [400.0, 200.0, 100.0]])
-    var = {
-        "bkg_up": nom * [[1.0], [1.05]],
-        "bkg_down": nom * [[1.0], [0.95]],
-        "det_up": nom * [[0.97, 1.0, 1.04], [1.03, 1.0, 0.96]],
-        "det_down": nom * [[1.02, 1.0, 0.97], [0.98, 1.0, 1.05]],
-    }
-    t = Templates(
-        np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var
-    )
-    systs = [
-        {"name": "bkg", "type": "norm", "delta": 0.05},
-        {"name": "det", "type": "scale", "delta": 0.02},
-    ]
-    return build_workspace(t, systs, mc_stat=False)
 
 
 def ten_bin_spec() -> dict:

@@ -8,31 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import simple_spec
 from systpipe.errors import ConfigError, DataContractError
 from systpipe.stat import methods, toys
 from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
 
 SIGMA68_1000 = math.sqrt((1 - 0.6827) * 0.6827 * 1000) / 1000  # 0.0147180
-
-
-def simple_spec() -> dict:
-    """Three bins, one background normalisation and one shape systematic, no MC statistics."""
-    nom = np.array([[20.0, 40.0, 60.0], [400.0, 200.0, 100.0]])
-    var = {
-        "bkg_up": nom * [[1.0], [1.05]],
-        "bkg_down": nom * [[1.0], [0.95]],
-        "det_up": nom * [[0.97, 1.0, 1.04], [1.03, 1.0, 0.96]],
-        "det_down": nom * [[1.02, 1.0, 0.97], [0.98, 1.0, 1.05]],
-    }
-    t = Templates(
-        np.array([0.5, 0.7, 0.85, 1.0]), ["signal", "background"], [True, False], nom, nom / 50, var
-    )
-    systs = [
-        {"name": "bkg", "type": "norm", "delta": 0.05},
-        {"name": "det", "type": "scale", "delta": 0.02},
-    ]
-    return build_workspace(t, systs, mc_stat=False)
 
 
 def counting_spec(s=100.0, b=2500.0, d_s=0.05, d_b=0.02, d_l=0.01, mc_stat=False) -> dict:
