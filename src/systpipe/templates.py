@@ -415,9 +415,35 @@ def rebin(templates: Templates, bin_edges: Sequence[float] | np.ndarray) -> Temp
     )
 
 
+def first_bins(templates: Templates, n: int) -> Templates:
+    """The first ``n`` bins of ``templates`` (e.g. the control bins below a fit region built
+    together with it). Per-bin quantities, ``shift_sumw2`` included, are exact; the
+    whole-region ``shift_norm_sumw2`` is dropped.
+
+    Example:
+        >>> t = Templates(np.array([0.0, 0.5, 1.0]), ["b"], [False], np.array([[4.0, 6.0]]),
+        ...               np.array([[1.0, 2.0]]))
+        >>> first_bins(t, 1).nominal.tolist(), first_bins(t, 1).bin_edges.tolist()
+        ([[4.0]], [0.0, 0.5])
+    """
+    if not 1 <= n <= templates.n_bins:
+        raise ConfigError(f"first_bins: n={n} outside 1..{templates.n_bins}")
+    return Templates(
+        bin_edges=templates.bin_edges[: n + 1].copy(),
+        samples=list(templates.samples),
+        is_signal=list(templates.is_signal),
+        nominal=templates.nominal[:, :n].copy(),
+        sumw2=templates.sumw2[:, :n].copy(),
+        variations={k: v[:, :n].copy() for k, v in templates.variations.items()},
+        shift_sumw2={k: v[:, :n].copy() for k, v in templates.shift_sumw2.items()},
+        shift_norm_sumw2={},
+    )
+
+
 __all__ = [
     "Templates",
     "bin_index",
+    "first_bins",
     "build_templates",
     "default_bin_edges",
     "rebin",

@@ -180,11 +180,12 @@ def test_summarise_numbers_and_duplicate_chunks():
             "hi": [1.1, 1.5, 1.2, np.nan],
             "width": [0.4, 0.4, 0.4, np.nan],
             "covered": [True, False, True, False],
+            "at_bound": [False, True, False, False],
             "status": ["ok", "ok", "ok", "failed: x"],
         }
     )
     row = toys.summarise(df).iloc[0]
-    assert (row["n_toys"], row["n_ok"], row["n_failed"]) == (4, 3, 1)
+    assert (row["n_toys"], row["n_ok"], row["n_failed"], row["n_at_bound"]) == (4, 3, 1, 1)
     # every toy counts: the failed one has no interval, so it does not cover
     assert row["coverage"] == pytest.approx(2 / 4)
     assert row["coverage_err"] == pytest.approx(math.sqrt(0.25 / 4))
@@ -244,3 +245,19 @@ def test_cut_threshold_maps_to_a_bin_edge():
     assert setup.cut.b_var["bkg"] == pytest.approx((105.0, 95.0))
     with pytest.raises(ConfigError, match="first_bin"):
         toys.prepare(simple_spec(), first_bin=3)
+
+
+def test_batched_and_one_by_one_toys_agree_on_every_method():
+    """The batched profile and chi2 paths give the per-toy (iminuit, closed-form) intervals."""
+    setup = toys.prepare(simple_spec())
+    kwargs = dict(mode="frequentist", seed=11, start=3, count=40)
+    fast = toys.run_toys(setup, fitter="batched", **kwargs)
+    slow = toys.run_toys(setup, fitter="iminuit", **kwargs)
+    assert list(fast["toy"]) == list(slow["toy"]) and list(fast["method"]) == list(slow["method"])
+    assert (fast["status"] == "ok").all() and (slow["status"] == "ok").all()
+    for method, tol in (("shift", 1e-12), ("linear", 1e-12), ("chi2", 1e-9), ("profile", 2e-3)):
+        a, b = fast[fast["method"] == method], slow[slow["method"] == method]
+        for col in ("mu_hat", "lo", "hi"):
+            np.testing.assert_allclose(a[col], b[col], atol=tol, err_msg=f"{method} {col}")
+    with pytest.raises(ConfigError, match="toys.fitter"):
+        toys.run_toys(setup, fitter="minuit", **kwargs)

@@ -4,6 +4,7 @@ and stays silent on one built not to."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from systpipe.stat.validation import CHECKS, check_workspace
 from systpipe.stat.workspace import build_workspace
@@ -146,8 +147,9 @@ def test_every_check_is_covered_and_findings_are_complete():
     )
 
 
-def test_a_built_workspace_of_a_norm_only_scale_systematic_is_flagged():
-    """What the post-processing leaves after pruning a shape: a uniform histosys -> no_shape."""
+def test_a_norm_only_scale_systematic_enters_as_a_normsys_and_is_not_flagged():
+    """What the post-processing leaves after pruning a shape (a uniform rescaling) enters the
+    workspace as a normsys (TRExFitter's norm-only systematic), so no no_shape finding."""
     nominal = np.array([[5.0, 10.0, 20.0], [100.0, 50.0, 20.0]])
     t = Templates(
         bin_edges=np.array([0.5, 0.7, 0.9, 1.0]),
@@ -158,4 +160,46 @@ def test_a_built_workspace_of_a_norm_only_scale_systematic_is_flagged():
         variations={"det_up": nominal * [[1.0], [1.02]], "det_down": nominal * [[1.0], [0.98]]},
     )
     spec = build_workspace(t, [{"name": "det", "type": "scale", "delta": 0.02, "columns": ["x"]}])
-    assert _checks(spec, templates=t) == [("no_shape", "info", "bkg", "det", None)]
+    bkg = spec["channels"][0]["samples"][1]
+    assert [m["type"] for m in bkg["modifiers"]] == ["normsys", "staterror"]
+    assert bkg["modifiers"][0]["data"] == pytest.approx({"hi": 1.02, "lo": 0.98}, rel=1e-12)
+    assert _checks(spec, templates=t) == []
+
+
+def test_split_norm_shape_enters_a_normsys_and_a_histosys_on_one_parameter():
+    import pyhf
+
+    from systpipe.stat.likelihood import HistFactoryModel
+
+    nominal = np.array([[5.0, 10.0, 20.0], [100.0, 50.0, 20.0]])
+    up = nominal * [[1.0, 1.0, 1.0], [1.06, 1.02, 0.99]]
+    dn = nominal * [[1.0, 1.0, 1.0], [0.95, 0.97, 1.0]]
+    t = Templates(
+        np.array([0.5, 0.7, 0.9, 1.0]),
+        ["signal", "bkg"],
+        [True, False],
+        nominal,
+        nominal / 10,
+        {"det_up": up, "det_down": dn},
+    )
+    systs = [{"name": "det", "type": "scale", "delta": 0.02, "columns": ["x"]}]
+    spec = build_workspace(t, systs, split_norm_shape=True)
+    mods = spec["channels"][0]["samples"][1]["modifiers"]
+    assert [(m["name"], m["type"]) for m in mods] == [
+        ("det", "normsys"),
+        ("det", "histosys"),
+        ("staterror_SR", "staterror"),
+    ]
+    assert mods[0]["data"]["hi"] == pytest.approx(up[1].sum() / nominal[1].sum(), rel=1e-12)
+    # at alpha = +/-1 the model reproduces the templates, in pyhf and in the fast model
+    pmodel = pyhf.Model(spec, poi_name="mu", validate=False)  # build_workspace validated it
+    fast = HistFactoryModel(spec)
+    for alpha, want in ((1.0, up), (-1.0, dn)):
+        pars = np.array(pmodel.config.suggested_init())
+        pars[pmodel.config.par_slice("det")] = alpha
+        np.testing.assert_allclose(
+            np.asarray(pmodel.expected_actualdata(pars)), want.sum(axis=0), rtol=1e-10
+        )
+        p = fast.nominal_pars.copy()
+        p[fast.names.index("det")] = alpha
+        np.testing.assert_allclose(fast.expected(p), want.sum(axis=0), rtol=1e-10)

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 Mode = Literal["frequentist", "challenge", "bootstrap"]
 MODES: tuple[str, ...] = ("frequentist", "challenge", "bootstrap")
 _MODE_CODE = {"frequentist": 0, "challenge": 1, "bootstrap": 2}
+FITTERS: tuple[str, ...] = ("batched", "iminuit")
+SIGNAL_REGION = "SR"
 CL68 = 0.6827
 EPSILON = 1e-3
 TOY_COLUMNS = [
@@ -35,6 +37,7 @@ TOY_COLUMNS = [
     "hi",
     "width",
     "covered",
+    "at_bound",
     "status",
 ]
 
@@ -120,17 +123,22 @@ def prepare(
 ) -> ToySetup:
     """Build the fast model and the cut-and-count/chi2 inputs from a workspace.
 
-    The cut-and-count selection is the bins from ``first_bin`` on (score above that bin's
-    lower edge). Each systematic's up/down yields are the model's at alpha = +/-1 (exactly
+    The cut-and-count selection is the bins of the signal-region channel ("SR"; the only
+    channel of a one-channel workspace) from ``first_bin`` on (score above that bin's lower
+    edge); the chi2 and the profile likelihood use every channel. Each systematic's up/down yields are the model's at alpha = +/-1 (exactly
     the workspace's hi/lo templates), so all methods see the same variations; the MC
     statistical uncertainty enters only the profile and chi2 methods. ``systematics`` (the
     config's list) tells the linear method which are rate systematics and their sizes;
     without it every systematic enters the linear method through its symmetrised shift.
     """
     model = HistFactoryModel(spec, poi=poi)
-    if not 0 <= first_bin < model.n_bins:
-        raise ConfigError(f"toys.first_bin={first_bin} outside 0..{model.n_bins - 1}")
-    sl = slice(first_bin, model.n_bins)
+    # the cut-and-count region is the signal-region channel (not a control region) from
+    # first_bin on; a single-channel workspace is its own signal region
+    region = model.channel_slices.get(SIGNAL_REGION, slice(0, model.n_bins))
+    n_region = region.stop - region.start
+    if not 0 <= first_bin < n_region:
+        raise ConfigError(f"toys.first_bin={first_bin} outside 0..{n_region - 1}")
+    sl = slice(region.start + first_bin, region.stop)
     nominal = model.nominal_pars.copy()
     nominal[model.poi_index] = 1.0
 
@@ -259,6 +267,55 @@ def _bootstrap_toy(setup: ToySetup, rng: np.random.Generator, *, mu_true: float)
     return rng.poisson(lam).astype(np.float64)
 
 
+def _one_row(
+    runner: Any,
+    setup: ToySetup,
+    n: np.ndarray,
+    aux: np.ndarray,
+    symmetrise: str,
+    index: int,
+    count: int,
+) -> tuple[float, float, float, bool, str]:
+    try:
+        result = runner.toy_interval(setup, n, aux, symmetrise)
+        mu, lo, hi = result.mu_hat, result.lo, result.hi
+        if not (math.isfinite(mu) and math.isfinite(lo) and math.isfinite(hi)):
+            raise RuntimeError("non-finite interval")
+    except Exception as exc:  # noqa: BLE001 - one failed toy must never stop the run
+        status = f"failed: {type(exc).__name__}: {exc}"
+        log.debug("toy %d, %s: %s", index, runner.name, status)
+        return math.nan, math.nan, math.nan, False, status
+    bounds = setup.model.bounds[setup.model.poi_index]
+    at_bound = bool(lo <= bounds[0] or hi >= bounds[1])
+    return float(mu), float(lo), float(hi), at_bound, "ok"
+
+
+def _batch_rows(
+    runner: Any, setup: ToySetup, thrown: Sequence[tuple[np.ndarray, np.ndarray]], symmetrise: str
+) -> list[tuple[float, float, float, bool, str]]:
+    counts = np.array([n for n, _ in thrown])
+    aux = np.array([a for _, a in thrown])
+    try:
+        batch = runner.toy_batch(setup, counts, aux, symmetrise)
+    except Exception as exc:  # noqa: BLE001 - the batch failing falls back to toy by toy
+        log.warning("%s: batched toys failed (%s); fitting them one by one", runner.name, exc)
+        return [
+            _one_row(runner, setup, n, a, symmetrise, i, len(thrown))
+            for i, (n, a) in enumerate(thrown)
+        ]
+    out = []
+    for i in range(len(thrown)):
+        mu, lo, hi = float(batch.mu_hat[i]), float(batch.lo[i]), float(batch.hi[i])
+        reason = batch.failure[i]
+        if not reason and not (math.isfinite(mu) and math.isfinite(lo) and math.isfinite(hi)):
+            reason = "non-finite interval"
+        if reason:
+            out.append((math.nan, math.nan, math.nan, False, f"failed: {reason}"))
+        else:
+            out.append((mu, lo, hi, bool(batch.at_bound[i]), "ok"))
+    return out
+
+
 def run_toys(
     spec_or_setup: Mapping[str, Any] | ToySetup,
     *,
@@ -270,15 +327,21 @@ def run_toys(
     mu_true: float = 1.0,
     first_bin: int = 0,
     symmetrise: str = "mean",
+    fitter: str = "batched",
 ) -> pd.DataFrame:
     """Run toys ``start .. start+count-1``; one row per toy and method.
 
     A toy's numbers depend only on (seed, mode, global index), so any split of the index
     range over jobs gives identical rows. A method that raises or does not converge on a toy
-    gets ``status`` "failed: ..." and NaN results; the loop goes on.
+    gets ``status`` "failed: ..." and NaN results; the loop goes on. ``fitter`` "batched"
+    (default) fits all toys of the range at once where a method has a batch form (profile,
+    chi2; :class:`~.methods.Method`); "iminuit" fits them one by one (the cross-check).
+    ``at_bound`` marks an interval with an edge at the POI bound (clipped, so it may
+    over-cover there).
 
     Returns:
-        DataFrame with columns toy, mode, method, mu_true, mu_hat, lo, hi, width, covered, status.
+        DataFrame with columns toy, mode, method, mu_true, mu_hat, lo, hi, width, covered,
+        at_bound, status.
     """
     if mode not in MODES:
         raise ConfigError(f"toys.modes: unknown mode {mode!r}; expected one of {list(MODES)}")
@@ -287,6 +350,8 @@ def run_toys(
         raise ConfigError(f"toys.methods: unknown {unknown}; expected a subset of {list(METHODS)}")
     if symmetrise not in ("mean", "max"):
         raise ConfigError(f"symmetrise must be 'mean' or 'max', got {symmetrise!r}")
+    if fitter not in FITTERS:
+        raise ConfigError(f"toys.fitter must be one of {list(FITTERS)}, got {fitter!r}")
     if count < 0 or start < 0:
         raise ConfigError(f"toy range start={start}, count={count} must be non-negative")
     setup = (
@@ -296,31 +361,36 @@ def run_toys(
     )
     runners = {m: METHODS[m] for m in methods}
     started = time.perf_counter()
+    thrown = [
+        throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
+        for index in range(start, start + count)
+    ]
+    per_method: dict[str, list[tuple[float, float, float, bool, str]]] = {}
+    for method, runner in runners.items():
+        t0 = time.perf_counter()
+        if fitter == "batched" and runner.toy_batch is not None and thrown:
+            per_method[method] = _batch_rows(runner, setup, thrown, symmetrise)
+        else:
+            per_method[method] = [
+                _one_row(runner, setup, n, aux, symmetrise, start + i, count)
+                for i, (n, aux) in enumerate(thrown)
+            ]
+        log.info(
+            "%s (%s): %d toys in %.2f s (%s)",
+            method,
+            mode,
+            count,
+            time.perf_counter() - t0,
+            "batched" if fitter == "batched" and runner.toy_batch is not None else "one by one",
+        )
     records: list[tuple[Any, ...]] = []
-    progress_every = max(1, count // 10)
-    for index in range(start, start + count):
-        if index > start and (index - start) % progress_every == 0:
-            log.info(
-                "toy %d of %d (%s), %.1f ms per toy so far",
-                index - start,
-                count,
-                mode,
-                1e3 * (time.perf_counter() - started) / (index - start),
-            )
-        n, aux = throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
+    for i in range(count):
         for method in methods:
-            try:
-                result = runners[method].toy_interval(setup, n, aux, symmetrise)
-                mu, lo, hi = result.mu_hat, result.lo, result.hi
-                if not (math.isfinite(mu) and math.isfinite(lo) and math.isfinite(hi)):
-                    raise RuntimeError("non-finite interval")
-                status = "ok"
-            except Exception as exc:  # noqa: BLE001 - one failed toy must never stop the run
-                mu = lo = hi = math.nan
-                status = f"failed: {type(exc).__name__}: {exc}"
-                log.debug("toy %d, %s: %s", index, method, status)
+            mu, lo, hi, at_bound, status = per_method[method][i]
             covered = bool(status == "ok" and lo <= mu_true <= hi)
-            records.append((index, mode, method, mu_true, mu, lo, hi, hi - lo, covered, status))
+            records.append(
+                (start + i, mode, method, mu_true, mu, lo, hi, hi - lo, covered, at_bound, status)
+            )
     df = pd.DataFrame.from_records(records, columns=TOY_COLUMNS)
     df = df.astype(
         {
@@ -329,6 +399,7 @@ def run_toys(
             "method": "string",
             "status": "string",
             "covered": "bool",
+            "at_bound": "bool",
         }
     )
     elapsed = time.perf_counter() - started
@@ -355,7 +426,7 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
     the successful toys. Duplicate (mode, method, toy) rows, e.g. a chunk read twice, are an error.
 
     Returns:
-        DataFrame with mode, method, n_toys, n_ok, n_failed, failure_rate, coverage,
+        DataFrame with mode, method, n_toys, n_ok, n_failed, failure_rate, n_at_bound, coverage,
         coverage_err, coverage_ok, mean_width, bias, bias_err, rms, penalty, score; sorted by
         mode and method.
     """
@@ -387,6 +458,7 @@ def summarise(toy_frames: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
             "n_ok": n_ok,
             "n_failed": n_toys - n_ok,
             "failure_rate": (n_toys - n_ok) / n_toys,
+            "n_at_bound": int(ok["at_bound"].sum()),
         }
         if n_ok:
             # every toy counts: a failed toy has no interval, so it does not cover

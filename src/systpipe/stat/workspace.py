@@ -49,17 +49,20 @@ def _modifiers_for_sample(
     varied: Mapping[str, tuple[np.ndarray, np.ndarray]],
     systematics: Sequence[Systematic],
     shape_tolerance: float,
+    split_norm_shape: bool,
 ) -> list[dict[str, Any]]:
+    from .postprocess import pyhf_modifiers
+
     mods: list[dict[str, Any]] = []
     scale = float(np.abs(nom).max()) if nom.size else 0.0
     for syst in parse_systematics(systematics):
         name = syst.name
         up, dn = varied[name][0][s], varied[name][1][s]
         total = float(nom.sum())
-        rate_like = syst.kind_info.histfactory == "normsys_if_uniform"
+        # A uniform rescaling is a normsys whatever made it: a rate systematic, or a shape
+        # systematic whose shape part was pruned (TRExFitter's "norm only").
         if (
-            rate_like
-            and total > 0
+            total > 0
             and _is_uniform_ratio(nom, up, shape_tolerance)
             and _is_uniform_ratio(nom, dn, shape_tolerance)
         ):
@@ -77,13 +80,8 @@ def _modifiers_for_sample(
             scale, 1e-300
         ):
             continue
-        mods.append(
-            {
-                "name": name,
-                "type": "histosys",
-                "data": {"hi_data": up.tolist(), "lo_data": dn.tolist()},
-            }
-        )
+        split = split_norm_shape and total > 0 and float(up.sum()) > 0 and float(dn.sum()) > 0
+        mods += pyhf_modifiers(name, nom, up, dn, split=split)
     return mods
 
 
@@ -98,6 +96,7 @@ def build_workspace(
     mc_stat: bool = True,
     mu_bounds: tuple[float, float] = (-5.0, 10.0),
     shape_tolerance: float = SHAPE_TOLERANCE,
+    split_norm_shape: bool = False,
     validate: bool = True,
 ) -> dict[str, Any]:
     """A pyhf (HistFactory JSON, schema 1.0.0) workspace of the score templates.
@@ -112,7 +111,10 @@ def build_workspace(
         changes the shape and becomes a ``histosys``;
       * ``scale``, ``smear``, ``sample`` and ``weight`` systematics become one ``histosys``
         per sample from the up/down templates (shape and normalisation in one modifier,
-        pyhf's default code4p interpolation);
+        pyhf's default code4p interpolation), or with ``split_norm_shape`` a ``normsys`` of
+        the normalisation plus a ``histosys`` of the shape on the same parameter
+        (HistFactory's OverallSys + HistoSys); where the up/down templates are a uniform
+        rescaling of the nominal one (the shape part pruned), a ``normsys``;
       * a modifier with no effect on a sample is omitted (an all-flat parameter is not
         identifiable);
       * MC statistics: one ``staterror`` per sample (data = sqrt(sumw2)), shared per bin
@@ -130,6 +132,7 @@ def build_workspace(
         mc_stat: add the staterror modifiers.
         mu_bounds: POI bounds (negative values allowed so that toys are not truncated).
         shape_tolerance: see above.
+        split_norm_shape: enter each shape systematic as normsys + histosys (see above).
         validate: check the result against pyhf's JSON schema.
 
     Returns:
@@ -168,7 +171,9 @@ def build_workspace(
         mods: list[dict[str, Any]] = []
         if templates.is_signal[s]:
             mods.append({"name": poi, "type": "normfactor", "data": None})
-        mods += _modifiers_for_sample(s, nom, varied, systematics, shape_tolerance)
+        mods += _modifiers_for_sample(
+            s, nom, varied, systematics, shape_tolerance, split_norm_shape
+        )
         if mc_stat:
             mods.append(
                 {
@@ -204,6 +209,31 @@ def build_workspace(
     return spec
 
 
+def add_channel(spec: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with the channels and observations of ``other`` added (same measurement; the
+    parameters of equal name are shared, e.g. mu and every systematic), e.g. a control region
+    next to the signal region. Channel names must differ.
+
+    Example:
+        >>> sr = {"channels": [{"name": "SR", "samples": []}], "observations": [{"name": "SR", "data": []}],
+        ...       "measurements": [], "version": "1.0.0"}
+        >>> cr = {"channels": [{"name": "CR", "samples": []}], "observations": [{"name": "CR", "data": []}]}
+        >>> [c["name"] for c in add_channel(sr, cr)["channels"]]
+        ['CR', 'SR']
+    """
+    names = {c["name"] for c in spec["channels"]}
+    clash = names & {c["name"] for c in other["channels"]}
+    if clash:
+        raise ModelError(f"channel(s) {sorted(clash)} defined twice")
+    out = dict(spec)
+    # pyhf orders channels by name; keep the JSON in that order too
+    out["channels"] = sorted([*spec["channels"], *other["channels"]], key=lambda c: c["name"])
+    out["observations"] = sorted(
+        [*spec["observations"], *other["observations"]], key=lambda c: c["name"]
+    )
+    return out
+
+
 def validate_workspace(spec: Mapping[str, Any]) -> None:
     """Raise :class:`ModelError` unless pyhf's JSON schema accepts ``spec``."""
     import pyhf
@@ -217,4 +247,11 @@ def validate_workspace(spec: Mapping[str, Any]) -> None:
         raise ModelError(f"workspace does not follow the pyhf schema: {exc}") from exc
 
 
-__all__ = ["MC_STAT", "SHAPE_TOLERANCE", "Systematic", "build_workspace", "validate_workspace"]
+__all__ = [
+    "MC_STAT",
+    "SHAPE_TOLERANCE",
+    "Systematic",
+    "add_channel",
+    "build_workspace",
+    "validate_workspace",
+]

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..errors import DataContractError
+from ..errors import ConfigError, DataContractError
 from ..templates import Templates, build_templates, histogram
 from ._frames import load_variation_scores, read_data_scores, stem
 from ._registry import StepContext, step
@@ -43,6 +44,69 @@ def observed_counts(
     )
 
 
+@dataclass(frozen=True)
+class ModelTemplates:
+    """The templates of the statistical model of one binning, after the post-processing of
+    ``fit.templates``: the signal region on the fit edges and, when ``fit.control_region`` is
+    enabled and the fit threshold lies above its lower edge, the low-score control region (a
+    second channel, almost only background, that constrains the background normalisation and
+    the shape systematics). ``record`` says what the post-processing did, entry by entry, with
+    the region of each."""
+
+    signal_region: Templates
+    control_region: Templates | None
+    record: dict[str, Any]
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Every bin edge in score order: the control bins, then the fit bins."""
+        sr = self.signal_region.bin_edges
+        if self.control_region is None:
+            return sr
+        return np.concatenate([self.control_region.bin_edges[:-1], sr])
+
+
+def control_edges(fit: Mapping[str, Any], threshold: float) -> np.ndarray | None:
+    """Edges of the control region below the fit ``threshold`` (None when disabled or empty).
+
+    Example:
+        >>> control_edges({"control_region": {"enabled": True, "score_min": 0.0, "n_bins": 2}}, 0.5)
+        array([0.  , 0.25, 0.5 ])
+    """
+    cfg = fit["control_region"]
+    if not cfg["enabled"] or threshold <= cfg["score_min"] + 1e-12:
+        return None
+    return np.linspace(float(cfg["score_min"]), float(threshold), int(cfg["n_bins"]) + 1)
+
+
+def model_templates(
+    fit: Mapping[str, Any],
+    systematics: Sequence[Mapping[str, Any]],
+    frames: Mapping[str, pd.DataFrame],
+    edges: Sequence[float],
+) -> ModelTemplates:
+    """Signal- and control-region templates of ``edges`` (see :class:`ModelTemplates`)."""
+    from ..stat.postprocess import postprocess
+    from ..templates import first_bins
+
+    sr_edges = np.asarray(edges, dtype=float)
+    raw = build_templates(frames, bin_edges=sr_edges, group_by=fit["group_by"])
+    sr, record = postprocess(raw, systematics, fit["templates"])
+    entries = [{**e, "region": "SR"} for e in record["entries"]]
+    cr = None
+    cr_edges = control_edges(fit, float(sr_edges[0]))
+    if cr_edges is not None:
+        # built with one fit bin above so that nothing of the fit region overflows into them
+        both = build_templates(
+            frames, bin_edges=np.append(cr_edges, sr_edges[-1]), group_by=fit["group_by"]
+        )
+        cr, cr_record = postprocess(
+            first_bins(both, cr_edges.size - 1), systematics, fit["templates"]
+        )
+        entries += [{**e, "region": "CR"} for e in cr_record["entries"]]
+    return ModelTemplates(sr, cr, {**record, "entries": entries})
+
+
 def workspace_for_edges(
     fit: Mapping[str, Any],
     systematics: Sequence[Mapping[str, Any]],
@@ -51,25 +115,30 @@ def workspace_for_edges(
     *,
     mc_stat: bool,
     data_scores: pd.DataFrame | None = None,
-) -> tuple[dict[str, Any], Templates, dict[str, Any]]:
-    """The pyhf workspace of the score frames binned on ``edges``, its templates after the
-    post-processing of ``fit.templates`` (symmetrisation, smoothing, pruning of the shape
-    systematics) and the record of that post-processing."""
-    from ..stat.postprocess import postprocess
-    from ..stat.workspace import build_workspace
+) -> tuple[dict[str, Any], ModelTemplates]:
+    """The pyhf workspace of the score frames binned on ``edges`` (channel "SR") plus the
+    control region (channel "CR") when enabled, from the post-processed templates."""
+    from ..stat.workspace import add_channel, build_workspace, validate_workspace
 
-    raw = build_templates(
-        frames, bin_edges=np.asarray(edges, dtype=float), group_by=fit["group_by"]
-    )
-    templates, record = postprocess(raw, systematics, fit["templates"])
-    spec = build_workspace(
-        templates,
-        systematics,
-        mc_stat=mc_stat,
-        mu_bounds=tuple(fit["poi_bounds"]),
-        data=observed_counts(fit, templates, data_scores),
-    )
-    return spec, templates, record
+    model = model_templates(fit, systematics, frames, edges)
+
+    def channel(templates: Templates, name: str) -> dict[str, Any]:
+        return build_workspace(
+            templates,
+            systematics,
+            mc_stat=mc_stat,
+            mu_bounds=tuple(fit["poi_bounds"]),
+            data=observed_counts(fit, templates, data_scores),
+            split_norm_shape=bool(fit["templates"]["split_norm_shape"]),
+            channel=name,
+            validate=False,
+        )
+
+    spec = channel(model.signal_region, "SR")
+    if model.control_region is not None:
+        spec = add_channel(spec, channel(model.control_region, "CR"))
+    validate_workspace(spec)
+    return spec, model
 
 
 def choose_binning(
@@ -157,7 +226,7 @@ def workspace(
     scan_table = io.read_table(scan)
     extra = [float(scan_table["threshold"].iloc[i]) for i in working_points(scan_table).values()]
     chosen = choose_binning(fit, systematics, frames, extra_thresholds=extra)
-    spec, _, record = workspace_for_edges(
+    spec, model = workspace_for_edges(
         fit,
         systematics,
         frames,
@@ -165,8 +234,17 @@ def workspace(
         mc_stat=fit["mc_stat"],
         data_scores=read_data_scores(data_scores),
     )
+    cr = model.control_region
     io.write_json(spec, workspace)
-    io.write_json({**chosen, "templates": record}, binning)
+    io.write_json(
+        {
+            **chosen,
+            "control_edges": None if cr is None else cr.bin_edges.tolist(),
+            "model_edges": model.edges.tolist(),
+            "templates": model.record,
+        },
+        binning,
+    )
 
 
 @step(
@@ -205,7 +283,7 @@ def fit(
         result.elapsed_s,
     )
     io.write_json({**fit_result_to_dict(result), "binning": chosen}, fit)
-    edges = chosen["bin_edges"]
+    edges = chosen.get("model_edges") or chosen["bin_edges"]
     fit_plots.plot_impacts(result, stem(impacts))
     fit_plots.plot_pulls(result, stem(pulls))
     fit_plots.plot_correlation(result, stem(correlation))
@@ -221,30 +299,66 @@ def chi2_result(
     edges: Sequence[float],
     data_scores: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Covariance chi2 on the data of ``fit.data`` (Asimov by default) in ``edges`` plus the
-    low-score control bins: mu-hat, Delta chi2 = 1 interval and breakdown."""
+    """Covariance chi2 on the data of ``fit.data`` (Asimov by default) with the profile fit's
+    model ingredients: the same channels (fit bins and control bins), the same post-processed
+    templates and, with ``fit.mc_stat``, the MC statistics as one independent shift per bin
+    (sqrt of the bin's sum of squared weights, the staterror's Gaussian equivalent).
+    mu-hat, Delta chi2 = 1 interval and breakdown."""
     from ..stat.chi2 import breakdown, fit_mu
+    from ..stat.chi2_asymmetric import AsymmetricShift, asymmetric_breakdown
     from ..stat.methods import chi2_inputs
+    from ..stat.workspace import MC_STAT
+    from ..systematics import parse_systematics
 
-    edges_arr = np.asarray(edges, dtype=float)
-    n_control = 0
-    if chi2["control_region"] and edges_arr[0] > chi2["control_min"]:
-        control = np.linspace(chi2["control_min"], edges_arr[0], chi2["control_bins"] + 1)[:-1]
-        n_control = len(control)
-        edges_arr = np.concatenate([control, edges_arr])
-    templates = build_templates(frames, bin_edges=edges_arr, group_by="label")
-    s, b, shifts = chi2_inputs(templates, [x["name"] for x in systematics])
-    observed = observed_counts(fit, templates, data_scores)
+    model = model_templates(fit, systematics, frames, edges)
+    # the bins in the workspace's order: channel CR, then SR
+    parts = [t for t in (model.control_region, model.signal_region) if t is not None]
+    names = [x["name"] for x in systematics]
+    inputs = [chi2_inputs(t, names) for t in parts]
+    s = np.concatenate([i[0] for i in inputs])
+    b = np.concatenate([i[1] for i in inputs])
+    shifts: dict[str, np.ndarray] = {k: np.concatenate([i[2][k] for i in inputs]) for k in names}
+    if fit["mc_stat"]:
+        sumw2 = np.concatenate([t.sumw2.sum(axis=0) for t in parts])
+        shifts[MC_STAT] = np.diag(np.sqrt(np.clip(sumw2, 0.0, None)))
+    observed = np.concatenate([observed_counts(fit, t, data_scores) for t in parts])
     stat = chi2["stat"]
-    result = fit_mu(observed, s, b, shifts, stat=stat)
-    parts = breakdown(observed, s, b, shifts, stat=stat)
+    if chi2["shift_model"] == "asymmetric":
+        if stat == "fitted":
+            raise ConfigError(
+                "chi2.stat 'fitted' needs chi2.shift_model 'symmetric' (the asymmetric model "
+                "takes a fixed statistical variance: 'expected' or 'observed')"
+            )
+
+        def part(t: Templates, key: str, signal: bool) -> np.ndarray:
+            mask = np.asarray(t.is_signal) == signal
+            return t.variations[key][mask].sum(axis=0)
+
+        asym = {
+            x.name: AsymmetricShift(
+                *(
+                    np.concatenate([part(t, v.name, signal) for t in parts])
+                    for signal in (True, False)
+                    for v in (x.up, x.down)
+                )
+            )
+            for x in parse_systematics(systematics)
+            if not x.linearisable
+        }
+        linear = {k: v for k, v in shifts.items() if k not in asym}
+        variance = s + b if stat == "expected" else observed
+        result, pieces = asymmetric_breakdown(observed, s, b, asym, linear, variance)
+    else:
+        result = fit_mu(observed, s, b, shifts, stat=stat)
+        pieces = breakdown(observed, s, b, shifts, stat=stat)
     return {
         "mu_hat": float(result.mu_hat),
         "dmu_low": float(result.dmu_low),
         "dmu_high": float(result.dmu_high),
         "chi2_min": float(result.chi2_min),
-        "n_control_bins": n_control,
-        "breakdown": {k: float(v) for k, v in parts.items()},
+        "n_control_bins": 0 if model.control_region is None else model.control_region.n_bins,
+        "shift_model": chi2["shift_model"],
+        "breakdown": {k: float(v) for k, v in pieces.items()},
     }
 
 
@@ -346,7 +460,7 @@ def methods(
         add(linear(row), wp, row, 1)
         # same model ingredients as the workspace (MC statistics included when configured),
         # so that every profile row of the table is comparable
-        spec, _, _ = workspace_for_edges(
+        spec, _ = workspace_for_edges(
             fit_cfg, systematics, frames, edges, mc_stat=fit_cfg["mc_stat"], data_scores=observed
         )
         result = fit_workspace(spec, impacts=False, limits=False)

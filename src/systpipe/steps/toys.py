@@ -53,6 +53,7 @@ def toys(
         count=count,
         methods=cfg["methods"],
         symmetrise=ctx.settings["scan"]["symmetrise"],
+        fitter=cfg["fitter"],
     )
     io.write_table(frame, toys, ctx.provenance(classifier=clf, mode=mode, chunk=index))
 
