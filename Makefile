@@ -47,3 +47,8 @@ bench: $(STAMP)
 clean:
 	rm -rf results/* .snakemake
 	touch results/.gitkeep
+
+# After a hard kill the next run refuses to start until Snakemake's lock is removed.
+.PHONY: unlock
+unlock: $(STAMP)
+	$(SNAKEMAKE) --unlock --configfile $(CONFIG)

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     val = sub.add_parser("validate", help="validate a config file and print the filled-in config")
     val.add_argument("config")
+    val.add_argument(
+        "--data",
+        action="store_true",
+        help="also open every input file and run the checks of ingest and vary (exit 2 on problems)",
+    )
     for name, entry in STEPS.items():
         text = f"{entry.help} [arguments: {', '.join(entry.parameters())}]"
         p = sub.add_parser(name, help=entry.help, description=text)
@@ -78,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             import yaml
 
             cfg = load_config(args.config)
+            if args.data:
+                from .validate_data import report_data
+
+                return report_data(cfg, sys.stdout, sys.stderr, config=args.config)
             sys.stdout.write(yaml.safe_dump(cfg, sort_keys=False))
             return 0
         configure_logging(args.log, logging.DEBUG if args.verbose else logging.INFO)

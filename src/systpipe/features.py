@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,8 @@ DERIVED_COLUMNS: tuple[str, ...] = ("m_ll", "pt_ll", "dphi_ll", "deta_ll", "met"
 
 #: Columns whose vector sum with the leptons is minus the missing transverse momentum.
 MET_INPUT_COLUMNS: tuple[str, ...] = ("jets_px", "jets_py", "soft_px", "soft_py")
+
+_JET_PT = re.compile(r"^jet\d+_pt$")
 
 
 def delta_phi(phi1: np.ndarray, phi2: np.ndarray) -> np.ndarray:
@@ -166,11 +169,139 @@ def recompute_derived(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Derived features ``files.derive`` can compute at ingest, with the inputs each needs.
+DERIVABLE: dict[str, tuple[str, ...]] = {
+    "m_ll": ("lep1_pt", "lep1_eta", "lep1_phi", "lep2_pt", "lep2_eta", "lep2_phi"),
+    "pt_ll": ("lep1_pt", "lep1_phi", "lep2_pt", "lep2_phi"),
+    "dphi_ll": ("lep1_pt", "lep1_phi", "lep2_pt", "lep2_phi"),
+    "deta_ll": ("lep1_eta", "lep2_eta"),
+    "mt": (
+        "lep1_pt",
+        "lep1_eta",
+        "lep1_phi",
+        "lep2_pt",
+        "lep2_eta",
+        "lep2_phi",
+        "met",
+        "met_phi",
+    ),
+}
+
+
+def derive_features(df: pd.DataFrame, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Add the derived dilepton features ``names`` (keys of :data:`DERIVABLE`) computed from
+    the frame's lepton and MET columns by :func:`recompute_derived` (one implementation for
+    ingest and the variations). Existing met/met_phi are never rebuilt here.
+
+    Raises:
+        DataContractError: an unknown name, or an input column is missing.
+
+    Example:
+        >>> df = pd.DataFrame({"lep1_pt": [40.0], "lep1_eta": [0.0], "lep1_phi": [0.0],
+        ...                    "lep2_pt": [40.0], "lep2_eta": [1.0], "lep2_phi": [np.pi]})
+        >>> out = derive_features(df, ["pt_ll", "deta_ll"])
+        >>> [round(float(out[c].iloc[0]), 6) for c in ("pt_ll", "deta_ll")], "m_ll" in out
+        ([0.0, 1.0], False)
+    """
+    unknown = [n for n in names if n not in DERIVABLE]
+    if unknown:
+        raise DataContractError(
+            f"'files.derive': unknown feature(s) {unknown}; derivable: {list(DERIVABLE)}"
+        )
+    needed = sorted({c for n in names for c in DERIVABLE[n]})
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        by_name = {n: [c for c in DERIVABLE[n] if c in missing] for n in names}
+        raise DataContractError(
+            f"'files.derive' {list(names)} needs column(s) {missing} (map them in 'files.columns'): "
+            f"missing per feature { ({k: v for k, v in by_name.items() if v}) }; "
+            f"columns present: {list(df.columns)}"
+        )
+    inputs = [c for c in df.columns if c in set(needed)]
+    full = recompute_derived(df[inputs])
+    out = df.copy()
+    for name in names:
+        out[name] = full[name].to_numpy(dtype=np.float64)
+    return out
+
+
+def phi_partner(pt_column: str) -> str | None:
+    """The azimuth column of an object's pT column (``lep1_pt`` -> ``lep1_phi``), or None.
+
+    Example:
+        >>> phi_partner("tau_pt"), phi_partner("met")
+        ('tau_phi', None)
+    """
+    return pt_column[: -len("pt")] + "phi" if pt_column.endswith("_pt") else None
+
+
+def follow_met(before: pd.DataFrame, after: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """MET follows shifted objects: ``MET -> MET - sum_i (pT_i' - pT_i)`` as vectors, over the
+    shifted pT columns that have a ``_phi`` partner (needs met, met_phi; not the MET itself).
+
+    Returns ``after`` with new met/met_phi (a copy), or ``after`` unchanged when nothing applies.
+
+    Example:
+        >>> b = pd.DataFrame({"lep1_pt": [50.0], "lep1_phi": [0.0], "met": [20.0], "met_phi": [0.0]})
+        >>> a = b.assign(lep1_pt=[55.0])
+        >>> round(float(follow_met(b, a, ["lep1_pt"])["met"].iloc[0]), 9)
+        15.0
+    """
+    pairs = [
+        (c, phi_partner(c))
+        for c in columns
+        if c != "met" and phi_partner(c) in after.columns and c in before.columns
+    ]
+    if not pairs or not _has(after, "met", "met_phi"):
+        return after
+    mx, my = px_py(_f64(after, "met"), _f64(after, "met_phi"))
+    for pt, phi in pairs:
+        assert phi is not None
+        change = np.nan_to_num(_f64(after, pt) - _f64(before, pt))
+        dx, dy = px_py(change, _f64(after, phi))
+        mx, my = mx - dx, my - dy
+    out = after.copy()
+    out["met"] = np.hypot(mx, my)
+    out["met_phi"] = np.arctan2(my, mx)
+    log.debug("MET follows the shifted objects %s", [p for p, _ in pairs])
+    return out
+
+
+def migrate_n_jets(
+    before: pd.DataFrame, after: pd.DataFrame, columns: list[str], pt_min: float
+) -> pd.DataFrame:
+    """Jet-count migration: ``n_jets += sum_i ([pT_i' > pt_min] - [pT_i > pt_min])`` over the
+    shifted ``jet<i>_pt`` columns, so jets crossing the threshold are counted (or dropped).
+
+    Example:
+        >>> b = pd.DataFrame({"jet1_pt": [31.0, 29.5], "jet2_pt": [29.0, 0.0], "n_jets": [1, 0]})
+        >>> a = b.assign(jet1_pt=b["jet1_pt"] * 1.05, jet2_pt=b["jet2_pt"] * 1.05)
+        >>> migrate_n_jets(b, a, ["jet1_pt", "jet2_pt"], 30.0)["n_jets"].tolist()
+        [2, 1]
+    """
+    jets = [c for c in columns if _JET_PT.match(c) and c in before.columns]
+    if not jets or "n_jets" not in after.columns:
+        return after
+    n = after["n_jets"].to_numpy()
+    change = np.zeros(len(after), dtype=np.int64)
+    for col in jets:
+        change += (np.nan_to_num(_f64(after, col)) > pt_min).astype(np.int64)
+        change -= (np.nan_to_num(_f64(before, col)) > pt_min).astype(np.int64)
+    out = after.copy()
+    out["n_jets"] = (n + change).astype(n.dtype)
+    return out
+
+
 __all__ = [
+    "DERIVABLE",
     "DERIVED_COLUMNS",
     "MET_INPUT_COLUMNS",
     "delta_phi",
+    "derive_features",
+    "follow_met",
     "invariant_mass_massless",
+    "migrate_n_jets",
+    "phi_partner",
     "px_py",
     "recompute_derived",
     "transverse_mass_ww",

@@ -1,4 +1,8 @@
-"""Parquet hand-offs: atomic writes with provenance metadata, contract-checked reads."""
+"""Parquet hand-offs: atomic writes with provenance metadata, contract-checked reads.
+
+Every output is written to a private temporary file and renamed into place with the mode the
+umask gives (:func:`output_mode`).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,62 @@ from .errors import DataContractError
 PROVENANCE_KEY = b"systpipe.provenance"
 
 
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the system allows.
+
+    Linux reports it in ``/proc/self/status`` (read-only, safe with other threads running).
+    Elsewhere the only way is ``os.umask``, which sets a mask and returns the previous one: it
+    is set to the restrictive ``0o077`` for the instant before restoring, so a file another
+    thread creates in between is at worst private, never world-writable.
+
+    Example:
+        >>> old = os.umask(0o027)
+        >>> oct(current_umask())
+        '0o27'
+        >>> _ = os.umask(old)
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def output_mode() -> int:
+    """Permission bits of every output: ``0o666 & ~umask``, what ``open()`` would give.
+
+    Outputs are first written to a temporary file from :func:`tempfile.mkstemp` (mode 0600,
+    so a half-written file is never readable by others) and get these bits just before the
+    rename, so results, models and reports follow the umask (0644 under the usual 022) and
+    colleagues on a shared file system can read them.
+
+    Example:
+        >>> old = os.umask(0o022)
+        >>> oct(output_mode())
+        '0o644'
+        >>> _ = os.umask(old)
+    """
+    return 0o666 & ~current_umask()
+
+
 def _atomic_target(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Give the finished temporary file ``tmp`` the output mode and rename it to ``path``.
+
+    Every writer of outputs ends with this (the rename is atomic within a directory).
+    """
+    os.chmod(tmp, output_mode())
+    os.replace(tmp, path)
+    return Path(path)
 
 
 def write_table(
@@ -41,7 +98,7 @@ def write_table(
     os.close(fd)
     try:
         pq.write_table(table, tmp, use_dictionary=non_float, compression="zstd")
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -56,7 +113,7 @@ def write_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -111,6 +168,9 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 __all__ = [
+    "current_umask",
+    "output_mode",
+    "publish",
     "read_provenance",
     "read_table",
     "write_bytes",

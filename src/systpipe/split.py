@@ -16,6 +16,8 @@ from .errors import ConfigError, DataContractError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("event_id", "process", "weight")
+#: The predefined-split column of the event table (see :mod:`systpipe.ingest`).
+PART = "split_part"
 
 
 class Split(NamedTuple):
@@ -46,7 +48,38 @@ def _process_rng(seed: int, process: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(process.encode("utf-8"))])
 
 
-def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
+def _predefined(ordered: pd.DataFrame, *, rescale: bool) -> Split:
+    """The split given by the ``split_part`` column (1: test); with ``rescale`` the weights of
+    each part are divided by its realised fraction of the process."""
+    part = ordered[PART].to_numpy()
+    if not np.isin(part, (0, 1)).all():
+        raise DataContractError(f"split: column {PART!r} must hold 0 (train) or 1 (test)")
+    process = ordered["process"].astype(str).to_numpy()
+    scale = np.ones(len(ordered), dtype=np.float64)
+    for name in sorted(set(process)):
+        rows = process == name
+        n, k = int(rows.sum()), int((rows & (part == 1)).sum())
+        if k == 0 or k == n:
+            raise DataContractError(
+                f"split: the predefined split ('files.split', 'files.test_samples' or "
+                f"'test_path') puts all {n} event(s) of process {name!r} in the "
+                f"{'test' if k else 'train'} part; each process needs events in both parts"
+            )
+        if rescale:
+            scale[rows & (part == 1)] = n / k
+            scale[rows & (part == 0)] = n / (n - k)
+        log.debug("predefined split %s: %d test / %d train", name, k, n - k)
+    ordered["weight"] = ordered["weight"].to_numpy(dtype=np.float64) * scale
+    kept = ordered.drop(columns=[PART])
+    test = kept.loc[part == 1].reset_index(drop=True)
+    train = kept.loc[part == 0].reset_index(drop=True)
+    log.info("predefined split: %d train, %d test (rescaled: %s)", len(train), len(test), rescale)
+    return Split(train=train, test=test)
+
+
+def split_events(
+    df: pd.DataFrame, *, test_fraction: float, seed: int, rescale: bool = True
+) -> Split:
     """Split events into train and test, stratified by process and seeded.
 
     Within each process (in event_id order) a seeded permutation picks
@@ -62,6 +95,9 @@ def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
         test_fraction: Fraction of each process in the test split, 0 < f < 1
             (``split.test_fraction``).
         seed: Non-negative integer seed (``seed``).
+        rescale: Only for a predefined split (a ``split_part`` column, 1 = test, written by
+            ingest from ``files.split`` or test files): divide the weights of each part by its
+            realised fraction of the process (``files.split.rescale``). The column is dropped.
 
     Raises:
         ConfigError: test_fraction or seed out of range.
@@ -99,6 +135,8 @@ def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
         )
 
     ordered = df.sort_values("event_id", kind="stable").reset_index(drop=True)
+    if PART in ordered.columns:
+        return _predefined(ordered, rescale=rescale)
     process = ordered["process"].astype(str).to_numpy()
     in_test = np.zeros(len(ordered), dtype=bool)
     scale = np.empty(len(ordered), dtype=np.float64)
@@ -131,4 +169,18 @@ def split_events(df: pd.DataFrame, *, test_fraction: float, seed: int) -> Split:
     return Split(train=train, test=test)
 
 
-__all__ = ["Split", "n_test_events", "split_events"]
+def predefined_rescale(files: object) -> bool:
+    """Whether a predefined split rescales the weights: yes for ``files.split.column`` (unless
+    ``files.split.rescale`` is false), no for test files (each part is normalised on its own).
+
+    Example:
+        >>> predefined_rescale({"split": {"column": "Set"}}), predefined_rescale({"test_samples": [1]})
+        (True, False)
+    """
+    split = (files or {}).get("split") if isinstance(files, dict) else None
+    if split and split.get("column"):
+        return bool(split.get("rescale", True))
+    return False
+
+
+__all__ = ["PART", "Split", "n_test_events", "predefined_rescale", "split_events"]

@@ -51,6 +51,26 @@ def variation_name(systematic: str, direction: str) -> str:
     return f"{systematic}_{direction}"
 
 
+def split_variation_name(name: str) -> tuple[str, str]:
+    """``(systematic, direction)`` of a variation name, the inverse of :func:`variation_name`.
+
+    Directions are only the suffixes ``_up`` and ``_down`` and systematic names may not end in
+    one (the config refuses it), so names with underscores split unambiguously at the last one.
+
+    Example:
+        >>> split_variation_name("tau_es_up"), split_variation_name("nominal")
+        (('tau_es', 'up'), ('nominal', 'nominal'))
+    """
+    if name == NOMINAL:
+        return NOMINAL, NOMINAL
+    systematic, sep, direction = name.rpartition("_")
+    if not sep or not systematic or direction not in DIRECTIONS:
+        raise ConfigError(
+            f"variation {name!r}: expected 'nominal' or '<systematic>_up' / '<systematic>_down'"
+        )
+    return systematic, direction
+
+
 @dataclass(frozen=True)
 class VaryContext:
     """What applying a variation may need besides the events: the smearing seed, the feature
@@ -59,6 +79,8 @@ class VaryContext:
     seed: int
     features: Sequence[str]
     load_alternative: Callable[[Sequence[str]], pd.DataFrame] | None = None
+    #: files input: derived columns, MET following and n_jets migration after scale/smear.
+    recompute: shifts.Recompute | None = None
 
 
 class Kind:
@@ -120,7 +142,7 @@ class Scale(Kind):
     def apply(
         self, events: pd.DataFrame, systematic: Systematic, direction: str, ctx: VaryContext
     ) -> pd.DataFrame:
-        return shifts.apply_scale(events, systematic, direction)
+        return shifts.apply_scale(events, systematic, direction, ctx.recompute)
 
 
 class Smear(Kind):
@@ -134,7 +156,9 @@ class Smear(Kind):
     def apply(
         self, events: pd.DataFrame, systematic: Systematic, direction: str, ctx: VaryContext
     ) -> pd.DataFrame:
-        return shifts.apply_smear(events, systematic, direction, seed=ctx.seed)
+        return shifts.apply_smear(
+            events, systematic, direction, seed=ctx.seed, recompute=ctx.recompute
+        )
 
 
 class Weight(Kind):
@@ -432,6 +456,7 @@ __all__ = [
     "parse_systematics",
     "parse_variation",
     "register_kind",
+    "split_variation_name",
     "unregister_kind",
     "variation_name",
     "variation_names",

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTINGS = ("balanced", "absolute")
 NEGATIVE_WEIGHT_MODES = ("abs", "zero", "keep")
+#: A physics weight larger than this in magnitude is a unit or overflow error, not a weight.
+MAX_ABS_WEIGHT = 1e30
 
 #: Progress is logged about this many times per fit.
 _PROGRESS_MESSAGES = 10
@@ -78,7 +80,8 @@ def training_weights(
 
     Raises:
         ConfigError: unknown ``weighting`` or ``negative_weights``.
-        DataContractError: lengths differ, non-finite weights, or labels other than 0/1.
+        DataContractError: lengths differ, non-finite weights or weights beyond
+            :data:`MAX_ABS_WEIGHT`, or labels other than 0/1.
         ModelError: a class with no events or with a non-positive total weight.
 
     Example:
@@ -99,10 +102,7 @@ def training_weights(
     y = np.asarray(label)
     if w.shape != y.shape or w.ndim != 1:
         raise DataContractError(f"weight and label differ in shape: {w.shape} vs {y.shape}")
-    if not np.all(np.isfinite(w)):
-        raise DataContractError(
-            f"column 'weight': {int(np.sum(~np.isfinite(w)))} non-finite values"
-        )
+    _refuse_absurd_weights(w, None, None)
     bad = ~np.isin(y, (0, 1))
     if np.any(bad):
         raise DataContractError(f"column 'label': values other than 0/1: {np.unique(y[bad])[:5]}")
@@ -128,6 +128,62 @@ def training_weights(
             )
         out[mask] = w[mask] * ((n / 2.0) / total)
     return out
+
+
+def _refuse_absurd_weights(w: np.ndarray, process: Any, source: str | None) -> None:
+    bad = ~np.isfinite(w) | (np.abs(np.nan_to_num(w, nan=0.0)) > MAX_ABS_WEIGHT)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    first = int(rows[0])
+    proc = f" (process {str(process[first])!r})" if process is not None else ""
+    where = f"{source}: " if source else ""
+    raise DataContractError(
+        f"{where}column 'weight': {rows.size} weight(s) non-finite or beyond +/-{MAX_ABS_WEIGHT:g}, "
+        f"first {float(w[first])!r} at row {first}{proc}; expected finite event weights (check the weight "
+        "column and files.weight.scale)"
+    )
+
+
+def check_physics_weights(
+    weight: Any, label: Any, process: Any = None, *, source: str | None = None
+) -> None:
+    """Refuse physics weights no analysis can mean, before any training.
+
+    Every weight must be finite and at most :data:`MAX_ABS_WEIGHT` in magnitude, and every
+    process (every label when there is no process column) must have a positive total weight:
+    a yield is never negative, so a negative total is a sign flipped at ingest or in the
+    weight scale, which ``training.negative_weights: abs`` would otherwise hide.
+
+    Raises:
+        DataContractError: the message names the process or label, the row, and ``source``.
+
+    Example:
+        >>> check_physics_weights([1.0, -2.0, -1.0], [1, 0, 0], ["sig", "bkg", "bkg"],
+        ...                       source="train.parquet")
+        Traceback (most recent call last):
+        ...
+        systpipe.errors.DataContractError: train.parquet: process 'bkg' (background) has total weight -3 over 2 events (2 negative); expected a positive total (a sign flipped in the weight column or files.weight.scale?)
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    y = np.asarray(label)
+    proc = None if process is None else np.asarray(process)
+    _refuse_absurd_weights(w, proc, source)
+    where = f"{source}: " if source else ""
+    groups = (
+        [(f"process {str(p)!r}", proc == p) for p in np.unique(proc)]
+        if proc is not None
+        else [(f"label {c}", y == c) for c in np.unique(y)]
+    )
+    for name, mask in groups:
+        total = float(np.sum(w[mask]))
+        if total <= 0.0:
+            kind = {1: "signal", 0: "background"}.get(int(np.max(y[mask])), "?")
+            raise DataContractError(
+                f"{where}{name} ({kind}) has total weight {total:g} over {int(mask.sum())} events "
+                f"({int(np.sum(w[mask] < 0))} negative); expected a positive total (a sign flipped "
+                "in the weight column or files.weight.scale?)"
+            )
 
 
 def subsample_indices(label: Any, max_events: int | None, *, seed: int) -> np.ndarray:
@@ -162,11 +218,16 @@ def subsample_indices(label: Any, max_events: int | None, *, seed: int) -> np.nd
     return np.sort(np.concatenate(keep))
 
 
-def feature_matrix(df: pd.DataFrame, features: list[str] | tuple[str, ...]) -> np.ndarray:
-    """The C-ordered float64 feature matrix, checking that every feature is present and numeric.
+def feature_matrix(
+    df: pd.DataFrame, features: list[str] | tuple[str, ...], *, source: str | None = None
+) -> np.ndarray:
+    """The C-ordered float64 feature matrix, checking that every feature is present, numeric
+    and free of +/-inf (NaN is allowed: missing).
 
     Raises:
-        DataContractError: missing or non-numeric feature columns (lists the present columns).
+        DataContractError: missing or non-numeric feature columns (lists the present columns),
+            or infinite values (names the column, the count and the first row; ``source``, the
+            input file, prefixes the message).
 
     Example:
         >>> feature_matrix(pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]}), ["b", "a"]).tolist()
@@ -188,7 +249,39 @@ def feature_matrix(df: pd.DataFrame, features: list[str] | tuple[str, ...]) -> n
         )
     # C order always: pandas hands out row- or column-major arrays depending on how the frame
     # was built, and a BLAS product (e.g. LogisticRegression) then sums in a different order.
-    return np.ascontiguousarray(df[list(features)].to_numpy(dtype=np.float64))
+    X = np.ascontiguousarray(df[list(features)].to_numpy(dtype=np.float64))
+    _refuse_infinite(X, df, list(features), source)
+    return X
+
+
+def _row_name(df: pd.DataFrame, row: int) -> str:
+    if "event_id" in df.columns:
+        return f"row {row} (event_id {df['event_id'].iloc[row]})"
+    return f"row {row}"
+
+
+def _refuse_infinite(
+    X: np.ndarray, df: pd.DataFrame, features: list[str], source: str | None
+) -> None:
+    # NaN means "missing" (every library handles it); +/-inf is a bug upstream (a division by
+    # zero, an overflow) that some libraries train on silently and others refuse naming no
+    # column.
+    inf = np.isinf(X)
+    if not inf.any():
+        return
+    where = f"{source}: " if source else ""
+    cols = np.flatnonzero(inf.any(axis=0))
+    details = []
+    for j in cols[:5]:
+        rows = np.flatnonzero(inf[:, j])
+        details.append(
+            f"{features[j]!r}: {rows.size} infinite value(s), first {X[rows[0], j]} at "
+            f"{_row_name(df, int(rows[0]))}"
+        )
+    raise DataContractError(
+        f"{where}feature column(s) contain +/-inf: {'; '.join(details)}; features must be finite "
+        "(NaN is allowed and means missing): fix the input or the derived column"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,16 +318,19 @@ def train_classifier(
     threads: int = 1,
     seed: int = 0,
     log: logging.Logger | None = None,
+    source: str | None = None,
 ) -> tuple[Any, TrainInfo]:
     """Fit classifier ``name`` of ``type_`` on ``train_df`` and describe the run.
 
     Rows are put in event_id order (when present) so the result does not depend on the input
     row order, subsampled to ``max_train_events`` (seeded, stratified by label), weighted by
     :func:`training_weights`, and fitted with exactly ``threads`` threads (library setting plus
-    an OpenMP/BLAS limit). Progress is logged about ten times per fit.
+    an OpenMP/BLAS limit). Progress is logged about ten times per fit. ``source`` (the input
+    file) is named in the messages about bad data.
 
     Raises:
-        DataContractError: missing label/weight/feature columns.
+        DataContractError: missing label/weight/feature columns, +/-inf in a feature, absurd
+            weights or a process with a non-positive total weight (:func:`check_physics_weights`).
         ModelError: bad classifier type or params, a single-class sample, or a failed fit.
     """
     logger = log or globals()["log"]
@@ -246,8 +342,14 @@ def train_classifier(
         )
     if "event_id" in train_df.columns:
         train_df = train_df.sort_values("event_id", kind="stable")
-    X_all = feature_matrix(train_df, features)
+    X_all = feature_matrix(train_df, features, source=source)
     y_all = train_df["label"].to_numpy()
+    check_physics_weights(
+        train_df["weight"].to_numpy(),
+        y_all,
+        train_df["process"].to_numpy() if "process" in train_df.columns else None,
+        source=source,
+    )
     idx = subsample_indices(y_all, max_train_events, seed=seed)
     X, y = X_all[idx], y_all[idx].astype(np.int64)
     if np.unique(y).size != 2:
@@ -343,9 +445,11 @@ def write_model_info(
 
 
 __all__ = [
+    "MAX_ABS_WEIGHT",
     "NEGATIVE_WEIGHT_MODES",
     "WEIGHTINGS",
     "TrainInfo",
+    "check_physics_weights",
     "feature_importances",
     "feature_matrix",
     "library_versions",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataContractError
+from .expressions import Expression, evaluate_columns, parse_columns
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +68,100 @@ def _require(events: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         )
 
 
-def apply_scale(events: pd.DataFrame, systematic: Systematic, direction: str) -> pd.DataFrame:
-    """Multiply energy-like columns by ``1 +/- delta`` and recompute the derived features."""
+@dataclass(frozen=True)
+class Recompute:
+    """What a feature-changing variation recomputes besides the built-in derived features
+    (``files`` input): the user's derived columns, MET following the shifted objects, and the
+    jet-count migration.
+
+    Attributes:
+        expressions: ``files.derived_columns``, parsed, in config order.
+        met_follows: ``files.met_follows_objects``: without jet/soft-term columns, MET absorbs
+            minus the change of the shifted objects' transverse momenta (pT and phi).
+        jet_pt_min: ``files.jet_pt_min``: n_jets migrates when shifted ``jet<i>_pt`` cross it
+            (None: no migration).
+    """
+
+    expressions: Mapping[str, Expression] = field(default_factory=dict)
+    met_follows: bool = True
+    jet_pt_min: float | None = None
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, Any] | None) -> Recompute | None:
+        """From the ``files`` config section; None for the built-in simulation.
+
+        Example:
+            >>> r = Recompute.from_files({"derived_columns": {"s": "a + b"}, "jet_pt_min": 25})
+            >>> list(r.expressions), r.met_follows, r.jet_pt_min
+            (['s'], True, 25.0)
+        """
+        if files is None:
+            return None
+        jet_pt_min = files.get("jet_pt_min", 30.0)
+        return cls(
+            expressions=parse_columns(files.get("derived_columns"), key="files.derived_columns"),
+            met_follows=bool(files.get("met_follows_objects", True)),
+            jet_pt_min=None if jet_pt_min is None else float(jet_pt_min),
+        )
+
+    def apply(
+        self, before: pd.DataFrame, after: pd.DataFrame, shifted: Sequence[str], name: str
+    ) -> pd.DataFrame:
+        """Recompute everything that depends on the ``shifted`` columns (MET first, then the
+        built-in derived features, n_jets, and the user's expressions in order)."""
+        from .features import MET_INPUT_COLUMNS, follow_met, migrate_n_jets, recompute_derived
+
+        out = after
+        if self.met_follows and not any(c in after.columns for c in MET_INPUT_COLUMNS):
+            out = follow_met(before, out, list(shifted))
+        out = recompute_derived(out)
+        if self.jet_pt_min is not None:
+            out = migrate_n_jets(before, out, list(shifted), self.jet_pt_min)
+        if self.expressions:
+            values = evaluate_columns(out, self.expressions, where=f"systematic {name!r}")
+            out = out.assign(**values)
+        return out
+
+
+def _recompute(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    systematic: Systematic,
+    shifted: Sequence[str],
+    recompute: Recompute | None,
+) -> pd.DataFrame:
     from .features import recompute_derived
 
+    if not systematic.get("recompute_derived", True):
+        return after
+    if recompute is None:
+        return recompute_derived(after)
+    return recompute.apply(before, after, shifted, str(systematic["name"]))
+
+
+def apply_scale(
+    events: pd.DataFrame,
+    systematic: Systematic,
+    direction: str,
+    recompute: Recompute | None = None,
+) -> pd.DataFrame:
+    """Multiply energy-like columns by ``1 +/- delta`` and recompute the derived features
+    (and, with ``recompute``, MET, n_jets and the user's derived columns).
+
+    Example:
+        >>> ev = pd.DataFrame({"tau_pt": [40.0], "lep_pt": [10.0], "s": [50.0], "r": [4.0]})
+        >>> r = Recompute(parse_columns({"s": "tau_pt + lep_pt", "r": "tau_pt / lep_pt"}, key="d"))
+        >>> out = apply_scale(ev, {"name": "tes", "delta": 0.5, "columns": ["tau_pt"]}, "up", r)
+        >>> out[["tau_pt", "s", "r"]].iloc[0].tolist()
+        [60.0, 70.0, 6.0]
+    """
     columns = list(systematic["columns"]) + list(systematic.get("linear_columns", []))
     _require(events, columns, f"systematic {systematic['name']!r}")
     factor = 1.0 + _sign(direction) * systematic["delta"]
     out = events.copy()
     for col in columns:
         out[col] = out[col].to_numpy(dtype=np.float64) * factor
-    if systematic.get("recompute_derived", True):
-        out = recompute_derived(out)
-    return out
+    return _recompute(events, out, systematic, columns, recompute)
 
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -122,14 +205,17 @@ def _stable_key(seed: int, *parts: str) -> int:
 
 
 def apply_smear(
-    events: pd.DataFrame, systematic: Systematic, direction: str, *, seed: int
+    events: pd.DataFrame,
+    systematic: Systematic,
+    direction: str,
+    *,
+    seed: int,
+    recompute: Recompute | None = None,
 ) -> pd.DataFrame:
     """Resolution systematic: ``x -> x (1 +/- delta z)`` with z a per-event seeded normal.
 
     Up and down use the same z, so they are mirror images of each other around nominal.
     """
-    from .features import recompute_derived
-
     columns = list(systematic["columns"])
     _require(events, columns, f"systematic {systematic['name']!r}")
     out = events.copy()
@@ -139,9 +225,7 @@ def apply_smear(
         out[col] = out[col].to_numpy(dtype=np.float64) * (
             1.0 + _sign(direction) * systematic["delta"] * z
         )
-    if systematic.get("recompute_derived", True):
-        out = recompute_derived(out)
-    return out
+    return _recompute(events, out, systematic, columns, recompute)
 
 
 def apply_weight(events: pd.DataFrame, systematic: Systematic, direction: str) -> pd.DataFrame:
@@ -170,6 +254,7 @@ def apply_sample(
 
 
 __all__ = [
+    "Recompute",
     "apply_norm",
     "apply_sample",
     "apply_scale",

@@ -78,11 +78,13 @@ def test_load_config_errors(tmp_path):
         load_config(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("seed: [1,\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken.yaml:2:1: not valid YAML"):
         load_config(broken)
     unsafe = tmp_path / "unsafe.yaml"
     unsafe.write_text("seed: !!python/object/apply:os.system ['true']\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(
+        ConfigError, match=r"unsafe.yaml:1:7: YAML tag '!!python/object/apply:os.system'"
+    ):
         load_config(unsafe)
 
 

@@ -203,3 +203,28 @@ def test_plugin_extension_listed_while_registered(
     (tmp_path / "m.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(ModelError, match=r"expected .txt, .ubj, .skops or .lrjson"):
         load_model(tmp_path / "m.pkl")
+
+
+def test_skops_types_match_fresh_models(tmp_path):
+    """SKOPS_TYPES is exactly what fresh models of every scikit-learn type systpipe saves contain
+    beyond skops' defaults: a scikit-learn or skops upgrade that changes the set fails here."""
+    import skops.io as sio
+
+    from systpipe.models import build_classifier
+    from systpipe.models.skops_types import SKOPS_REFERENCE_TYPES, SKOPS_TYPES
+
+    rng = np.random.default_rng(0)
+    n = 12_000  # above 10,000 rows HistGradientBoosting's early_stopping="auto" is on
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + rng.normal(size=n) > 0).astype(np.int64)
+    found: set[str] = set()
+    for i, (type_, params) in enumerate(SKOPS_REFERENCE_TYPES):
+        model = build_classifier(type_, params, threads=1, seed=0).fit(X, y)
+        path = save_model(model, tmp_path / f"m{i}", type_)
+        assert path.suffix == ".skops", type_
+        found |= set(sio.get_untrusted_types(file=path))
+    assert found == set(SKOPS_TYPES), (
+        f"fresh models contain {sorted(found)}; review the difference "
+        f"(added {sorted(found - SKOPS_TYPES)}, gone {sorted(SKOPS_TYPES - found)}) and update "
+        "src/systpipe/models/skops_types.py"
+    )

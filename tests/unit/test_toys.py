@@ -250,7 +250,7 @@ def test_cut_threshold_maps_to_a_bin_edge():
 def test_batched_and_one_by_one_toys_agree_on_every_method():
     """The batched profile and chi2 paths give the per-toy (iminuit, closed-form) intervals."""
     setup = toys.prepare(simple_spec())
-    kwargs = dict(mode="frequentist", seed=11, start=3, count=40)
+    kwargs: dict = {"mode": "frequentist", "seed": 11, "start": 3, "count": 40}
     fast = toys.run_toys(setup, fitter="batched", **kwargs)
     slow = toys.run_toys(setup, fitter="iminuit", **kwargs)
     assert list(fast["toy"]) == list(slow["toy"]) and list(fast["method"]) == list(slow["method"])
@@ -261,3 +261,45 @@ def test_batched_and_one_by_one_toys_agree_on_every_method():
             np.testing.assert_allclose(a[col], b[col], atol=tol, err_msg=f"{method} {col}")
     with pytest.raises(ConfigError, match="toys.fitter"):
         toys.run_toys(setup, fitter="minuit", **kwargs)
+
+
+def test_challenge_priors_and_fair_universe_mode():
+    """A prior replaces the constraint draw of its systematic only (same z), and clipping
+    holds; fair_universe draws mu_true per toy from mu_range, reproducibly."""
+    from systpipe.stat.priors import Prior
+
+    setup = toys.prepare(simple_spec())
+    model = setup.model
+    k = int(np.flatnonzero(model.constrained == model.groups["det"][0])[0])
+    prior = Prior("det", 0.02, "gaussian", sigma=0.01, clip=(0.995, 1.2))
+    for i in range(20):
+        rng_a, rng_b = toys.toy_rng(5, "challenge", i), toys.toy_rng(5, "challenge", i)
+        z = toys.toy_rng(5, "challenge", i).standard_normal(model.aux_nominal.size)
+        n_a, _ = toys.throw_toy(setup, rng_a, mode="challenge", mu_true=1.0)
+        n_b, _ = toys.throw_toy(setup, rng_b, mode="challenge", mu_true=1.0, priors={"det": prior})
+        # alpha_det = (f - 1)/delta with f = clip(1 + 0.01 z, 0.995, 1.2)
+        want = (min(max(1.0 + 0.01 * z[k], 0.995), 1.2) - 1.0) / 0.02
+        assert prior.alpha(z[k]) == pytest.approx(want, abs=1e-12)
+        if abs(want - z[k]) > 1e-3:
+            assert not np.array_equal(n_a, n_b)
+    df = toys.run_toys(setup, mode="fair_universe", seed=2, start=0, count=30, methods=["profile"],
+                       mu_range=(0.5, 2.5))  # fmt: skip
+    again = toys.run_toys(setup, mode="fair_universe", seed=2, start=10, count=5, methods=["profile"],
+                          mu_range=(0.5, 2.5))  # fmt: skip
+    assert df["mu_true"].between(0.5, 2.5).all() and df["mu_true"].nunique() == 30
+    np.testing.assert_array_equal(df["mu_true"].iloc[10:15], again["mu_true"])
+    assert (df["covered"] == ((df["lo"] <= df["mu_true"]) & (df["mu_true"] <= df["hi"]))).all()
+    # the fitted mu follows the drawn truth
+    assert np.corrcoef(df["mu_true"], df["mu_hat"])[0, 1] > 0.9
+
+
+def test_priors_are_checked_against_the_systematics():
+    from systpipe.stat.priors import parse_priors
+
+    systs = [{"name": "det", "type": "scale", "delta": 0.02}, {"name": "alt", "type": "sample"}]
+    with pytest.raises(ConfigError, match=r"toys.priors.jes: no systematic named 'jes'"):
+        parse_priors({"jes": {}}, systs)
+    with pytest.raises(ConfigError, match=r"toys.priors.alt: .* has no 'delta'"):
+        parse_priors({"alt": {}}, systs)
+    with pytest.raises(ConfigError, match=r"toys.priors.det.clip must be \[lo, hi\]"):
+        parse_priors({"det": {"clip": [1.1, 0.9]}}, systs)

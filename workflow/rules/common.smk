@@ -1,10 +1,16 @@
 # Helpers shared by the workflow: config validation, wildcard sets, input functions, and the
 # params every rule passes (step name, code fingerprint, the config sections its step reads).
 import systpipe
-from systpipe.config import toy_chunk_counts, validate_config
+from systpipe.config import read_config_file, toy_chunk_counts, validate_config
 from systpipe.models import model_file_extension
 from systpipe.steps import STEPS
 from systpipe.systematics import feature_variations, variation_names, weight_variations
+
+# Snakemake has already read the config files with its own YAML loader (and, for a file with
+# __use_yte__, run its YTE templates): re-read each one strictly, so that duplicate keys,
+# !!python tags and __use_yte__ stop the workflow naming the file and line (README, Security).
+for _configfile in workflow.configfiles:
+    read_config_file(_configfile)
 
 # One validation with messages that name the bad key and what was expected: the schema (the
 # package's copy, with the enums of the registered extensions filled in), defaults, semantics.
@@ -199,3 +205,11 @@ def fit_outputs():
         ),
         *expand("results/fit/{clf}/coverage.parquet", clf=TOY_CLASSIFIERS),
     ]
+
+
+def ingest_input_files(wildcards):
+    # Every input ntuple (samples, test files, alternative files of `sample` systematics) is
+    # an input of the ingest rule, so a file changed in place is re-read.
+    from systpipe.ingest import input_files
+
+    return input_files(config.get("files"), config["systematics"])

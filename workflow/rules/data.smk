@@ -20,6 +20,8 @@ if config["input"]["source"] == "simulate":
 else:
 
     rule ingest:
+        input:
+            ingest_input_files,
         output:
             events="results/data/events.parquet",
         log:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..io import write_text
 from .base import ClassifierAdapter, FitProgress, mro_names
+from .sklearn import unknown_params_error
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,34 @@ class LightGBMBooster:
     @property
     def feature_importances_(self) -> np.ndarray:
         return self.booster_.feature_importance(importance_type="gain")
+
+
+@cache
+def lightgbm_parameter_names() -> frozenset[str]:
+    """Every parameter name LightGBM knows: its core parameters with all their aliases, as the
+    library itself lists them (``LGBM_DumpParamAliases``), and the scikit-learn wrapper's.
+
+    Example:
+        >>> names = lightgbm_parameter_names()
+        >>> {"n_estimators", "num_iterations", "min_data_in_leaf", "verbose"} <= names
+        True
+        >>> "n_estimator" in names
+        False
+    """
+    import lightgbm as lgb
+
+    names = set(lgb.LGBMClassifier().get_params())
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        aliases = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):  # pragma: no cover - a LightGBM without the dump
+        log.warning("LightGBM does not list its parameters: only the wrapper's are accepted")
+        return frozenset(names)
+    for main, alias in aliases.items():
+        names.add(main)
+        names.update(alias)
+    return frozenset(names)
 
 
 def _progress_callback(progress: FitProgress) -> Callable[[Any], None]:
@@ -84,6 +114,13 @@ class LightGBMAdapter(ClassifierAdapter):
         return hasattr(model, "booster_") and type(model).__module__.startswith("lightgbm")
 
     def prepare_params(self, kwargs: dict[str, Any], type_: str) -> dict[str, Any]:
+        """Refuse names LightGBM does not know (it would drop them with a warning that
+        ``verbose: -1`` silences), then resolve ``force_row_wise`` against the defaults."""
+        unknown = set(kwargs) - lightgbm_parameter_names()
+        if unknown:
+            raise unknown_params_error(
+                f"type {type_!r}", "LightGBM", unknown, lightgbm_parameter_names()
+            )
         if kwargs.get("force_row_wise"):
             kwargs.pop("force_col_wise", None)
             log.warning(

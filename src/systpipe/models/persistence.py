@@ -1,4 +1,5 @@
-"""skops model files: canonical bytes, thread-neutral saving, loading only trusted types.
+"""skops model files: canonical bytes, thread-neutral saving, loading only the exact types
+systpipe writes (:mod:`.skops_types`).
 
 Used by the scikit-learn adapters (HistGradientBoosting, forests, import-path estimators).
 Models are never pickled.
@@ -11,17 +12,15 @@ import io as _io
 import json
 import logging
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..io import write_bytes
+from .skops_types import SKOPS_TYPES
 
 log = logging.getLogger(__name__)
-
-#: Module prefixes whose types a ``.skops`` file may contain; anything else is refused.
-SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.")
 
 
 def _canonical_skops(data: bytes) -> bytes:
@@ -101,21 +100,30 @@ def save_skops(model: Any, path: Path) -> None:
     write_bytes(_canonical_skops(data), path)
 
 
-def load_skops(path: Path) -> Any:
-    """Load a skops file whose types all come from scikit-learn or numpy.
+def load_skops(path: Path, extra_types: Iterable[str] = ()) -> Any:
+    """Load a skops file whose types are all among those systpipe's own models contain.
+
+    The file's schema is inspected first (nothing is built): every type skops does not trust by
+    default must be in :data:`~.skops_types.SKOPS_TYPES` (exact names, never a prefix) or in
+    ``extra_types`` (exact names the caller trusts, e.g. the types of an import-path estimator
+    it configured itself).
 
     Raises:
-        ModelError: the file contains other types (nothing is loaded then).
+        ModelError: the file contains other types (named in the message); nothing is loaded.
     """
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED_PREFIXES)]
+    allowed = SKOPS_TYPES | frozenset(extra_types)
+    refused = sorted(t for t in untrusted if t not in allowed)
     if refused:
         raise ModelError(
-            f"{path}: refusing to load types outside {list(SKOPS_TRUSTED_PREFIXES)}: {refused}"
+            f"{path}: refusing to load types {refused}: systpipe's own model files never contain "
+            "them, and a skops file can call such a function or class while it is loaded "
+            f"(code execution); allowed beyond skops' defaults: {sorted(allowed)} "
+            "(systpipe.models.skops_types.SKOPS_TYPES). Nothing was loaded."
         )
-    return sio.load(path, trusted=untrusted)
+    return sio.load(path, trusted=list(untrusted))
 
 
-__all__ = ["SKOPS_TRUSTED_PREFIXES", "load_skops", "save_skops"]
+__all__ = ["SKOPS_TYPES", "load_skops", "save_skops"]

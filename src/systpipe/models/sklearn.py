@@ -11,9 +11,10 @@ order instead.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io as _io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -68,6 +69,37 @@ class _LogLines(_io.TextIOBase):
             p.log.debug("%s: %s", p.name, line)
 
 
+def unknown_params_error(
+    where: str, owner: str, unknown: Iterable[str], valid: Collection[str]
+) -> ModelError:
+    """The one message for ``classifiers[].params`` a library does not know (every adapter).
+
+    Each unknown name comes with its closest valid names (difflib); the libraries would
+    otherwise drop a misspelled parameter silently (LightGBM, XGBoost) and train with the
+    default.
+
+    Example:
+        >>> str(unknown_params_error("type 'lgbm'", "LGBMClassifier", ["n_estimator"],
+        ...                          ["n_estimators", "num_leaves"]))  # doctest: +NORMALIZE_WHITESPACE
+        "classifiers[].params of type 'lgbm': unknown parameter(s) for LGBMClassifier:
+        'n_estimator' (closest valid: 'n_estimators'); the library would ignore or refuse them"
+    """
+    names = sorted(valid)
+    parts = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        if close:
+            parts.append(f"{name!r} (closest valid: {', '.join(repr(c) for c in close)})")
+        elif len(names) <= 60:
+            parts.append(f"{name!r} (no close match; valid: {names})")
+        else:
+            parts.append(f"{name!r} (no close match among the {len(names)} valid parameters)")
+    return ModelError(
+        f"classifiers[].params of {where}: unknown parameter(s) for {owner}: "
+        f"{'; '.join(parts)}; the library would ignore or refuse them"
+    )
+
+
 def forest_proba(model: Any, X: np.ndarray, threads: int) -> np.ndarray:
     """Signal probability of a scikit-learn forest, identical for any thread count."""
     # scikit-learn forests with n_jobs > 1 add the per-tree probabilities into one array in
@@ -96,6 +128,20 @@ class SklearnAdapter(ClassifierAdapter):
 
     def handles(self, cls: type) -> bool:
         return True  # the fallback for every estimator no other library claims
+
+    def build(
+        self, cls: type, params: Mapping[str, Any], *, threads: int, seed: int, type_: str
+    ) -> Any:
+        """As :meth:`ClassifierAdapter.build`, with unknown parameters refused by
+        :func:`unknown_params_error` (closest valid names) before the estimator is built."""
+        try:
+            valid = set(cls().get_params()) if hasattr(cls, "get_params") else set()
+        except Exception:  # an estimator that cannot be built without arguments
+            valid = set()
+        unknown = set(params) - valid
+        if valid and unknown:
+            raise unknown_params_error(f"type {type_!r}", cls.__name__, unknown, valid)
+        return super().build(cls, params, threads=threads, seed=seed, type_=type_)
 
     def fit(
         self,
@@ -221,4 +267,5 @@ __all__ = [
     "RandomForestAdapter",
     "SklearnAdapter",
     "forest_proba",
+    "unknown_params_error",
 ]

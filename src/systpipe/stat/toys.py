@@ -16,13 +16,16 @@ from ..errors import ConfigError, DataContractError
 from ..systematics import parse_systematics
 from .likelihood import HistFactoryModel
 from .methods import BUILTIN_METHODS, METHODS, BinnedInputs, CutAndCount
+from .priors import Prior
 from .workspace import MC_STAT
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["frequentist", "challenge", "bootstrap"]
-MODES: tuple[str, ...] = ("frequentist", "challenge", "bootstrap")
-_MODE_CODE = {"frequentist": 0, "challenge": 1, "bootstrap": 2}
+Mode = Literal["frequentist", "challenge", "bootstrap", "fair_universe"]
+MODES: tuple[str, ...] = ("frequentist", "challenge", "bootstrap", "fair_universe")
+_MODE_CODE = {"frequentist": 0, "challenge": 1, "bootstrap": 2, "fair_universe": 3}
+#: The FAIR-Universe HiggsML challenge's range of true signal strengths (mu ~ U(0.1, 3)).
+FAIR_UNIVERSE_MU_RANGE = (0.1, 3.0)
 FITTERS: tuple[str, ...] = ("batched", "iminuit")
 SIGNAL_REGION = "SR"
 CL68 = 0.6827
@@ -218,15 +221,22 @@ def toy_rng(seed: int, mode: str, index: int) -> np.random.Generator:
 
 
 def throw_toy(
-    setup: ToySetup, rng: np.random.Generator, *, mode: str, mu_true: float
+    setup: ToySetup,
+    rng: np.random.Generator,
+    *,
+    mode: str,
+    mu_true: float,
+    priors: Mapping[str, Prior] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One pseudo-experiment: (main counts per bin, auxiliary data).
 
     frequentist: parameters at nominal (mu = mu_true); auxiliary data thrown from the
     constraints (alpha aux ~ N(0, 1), staterror aux ~ N(1, sigma_b), as the Gaussian
     constraints of the model); Poisson counts.
-    challenge: true nuisance parameters drawn from the constraints (gammas kept > 0), data
-    thrown from the model at those values; auxiliary data at nominal.
+    challenge: true nuisance parameters drawn from the constraints (gammas kept > 0), or from
+    ``priors`` (:mod:`.priors`, ``toys.priors``) for the systematics that have one; data thrown
+    from the model at those values; auxiliary data at nominal. fair_universe: the same, at the
+    ``mu_true`` that :func:`run_toys` draws per toy (the FAIR-Universe challenge's sets).
     bootstrap: the MC templates themselves fluctuated (the binned Poisson bootstrap of the
     events: each sample's bin content times Poisson(N_eff)/N_eff, N_eff = content^2 / sum w^2),
     data thrown from the fluctuated templates at nominal nuisance parameters, auxiliary data at
@@ -242,8 +252,12 @@ def throw_toy(
     draws = rng.standard_normal(centre.size)
     if mode == "frequentist":
         aux = centre + sigma * draws
-    elif mode == "challenge":
+    elif mode in ("challenge", "fair_universe"):
         theta = centre + sigma * draws
+        for name, prior in (priors or {}).items():
+            for i in model.groups.get(name, []):
+                k = int(np.flatnonzero(model.constrained == i)[0])
+                theta[k] = prior.alpha(draws[k])
         lo, hi = model.bounds[model.constrained, 0], model.bounds[model.constrained, 1]
         # keep gammas (bounded below by ~0) physical; alphas only meet their +/-5 bounds
         truth[model.constrained] = np.clip(theta, np.where(lo > 0, np.maximum(lo, 1e-3), lo), hi)
@@ -328,6 +342,8 @@ def run_toys(
     first_bin: int = 0,
     symmetrise: str = "mean",
     fitter: str = "batched",
+    priors: Mapping[str, Prior] | None = None,
+    mu_range: tuple[float, float] = FAIR_UNIVERSE_MU_RANGE,
 ) -> pd.DataFrame:
     """Run toys ``start .. start+count-1``; one row per toy and method.
 
@@ -337,7 +353,9 @@ def run_toys(
     (default) fits all toys of the range at once where a method has a batch form (profile,
     chi2; :class:`~.methods.Method`); "iminuit" fits them one by one (the cross-check).
     ``at_bound`` marks an interval with an edge at the POI bound (clipped, so it may
-    over-cover there).
+    over-cover there). ``priors`` are the challenge modes' nuisance priors; in mode
+    "fair_universe" each toy's mu_true is drawn uniformly from ``mu_range`` (the toy's first
+    random number) instead of ``mu_true``.
 
     Returns:
         DataFrame with columns toy, mode, method, mu_true, mu_hat, lo, hi, width, covered,
@@ -361,10 +379,13 @@ def run_toys(
     )
     runners = {m: METHODS[m] for m in methods}
     started = time.perf_counter()
-    thrown = [
-        throw_toy(setup, toy_rng(seed, mode, index), mode=mode, mu_true=mu_true)
-        for index in range(start, start + count)
-    ]
+    truths: list[float] = []
+    thrown = []
+    for index in range(start, start + count):
+        rng = toy_rng(seed, mode, index)
+        truth = float(rng.uniform(*mu_range)) if mode == "fair_universe" else mu_true
+        truths.append(truth)
+        thrown.append(throw_toy(setup, rng, mode=mode, mu_true=truth, priors=priors))
     per_method: dict[str, list[tuple[float, float, float, bool, str]]] = {}
     for method, runner in runners.items():
         t0 = time.perf_counter()
@@ -387,9 +408,10 @@ def run_toys(
     for i in range(count):
         for method in methods:
             mu, lo, hi, at_bound, status = per_method[method][i]
-            covered = bool(status == "ok" and lo <= mu_true <= hi)
+            truth = truths[i]
+            covered = bool(status == "ok" and lo <= truth <= hi)
             records.append(
-                (start + i, mode, method, mu_true, mu, lo, hi, hi - lo, covered, at_bound, status)
+                (start + i, mode, method, truth, mu, lo, hi, hi - lo, covered, at_bound, status)
             )
     df = pd.DataFrame.from_records(records, columns=TOY_COLUMNS)
     df = df.astype(

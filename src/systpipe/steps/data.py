@@ -10,7 +10,6 @@ from typing import Any
 
 from .. import io
 from ..provenance import derive_seed
-from ..systematics import parse_systematics
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
@@ -51,18 +50,9 @@ def simulate(ctx: StepContext, *, events: str | Path) -> None:
 def files_kwargs(files: Mapping[str, Any], systematics: Any) -> dict[str, Any]:
     """Keyword arguments of :func:`systpipe.ingest.ingest` from the ``files`` section; the
     up/down columns of weight systematics are carried along."""
-    keep = list(files.get("keep_columns", []))
-    for syst in parse_systematics(systematics):
-        keep += [c for c in syst.kind_info.input_columns(syst) if c not in keep]
-    return {
-        "samples": files["samples"],
-        "columns": files.get("columns", {}),
-        "label": files.get("label"),
-        "weight": files.get("weight", {}),
-        "mev_to_gev": files.get("mev_to_gev", []),
-        "missing_sentinels": files.get("missing_sentinels", []),
-        "keep_columns": keep,
-    }
+    from ..ingest import ingest_kwargs
+
+    return ingest_kwargs(files, systematics)
 
 
 @step(
@@ -80,16 +70,22 @@ def ingest(ctx: StepContext, *, events: str | Path) -> None:
     io.write_table(df, events, ctx.provenance())
 
 
-@step("split", uses=("split",), seeded=True, help="train/test split (in: events; out: train, test)")
+@step(
+    "split",
+    uses=("split", "files"),
+    seeded=True,
+    help="train/test split (in: events; out: train, test)",
+)
 def split(ctx: StepContext, *, events: str | Path, train: str | Path, test: str | Path) -> None:
     """Stratified, seeded train/test split with weights rescaled to the full luminosity."""
-    from ..split import split_events
+    from ..split import predefined_rescale, split_events
 
     df = io.read_table(events, required=("event_id", "label", "process", "weight"))
     tr, te = split_events(
         df,
         test_fraction=ctx.settings["split"]["test_fraction"],
         seed=derive_seed(ctx.seed, "split"),
+        rescale=predefined_rescale(ctx.settings["files"]),
     )
     log.info("split: %d train, %d test events", len(tr), len(te))
     io.write_table(tr, train, ctx.provenance(part="train"))

@@ -33,6 +33,7 @@ def toys(
     toys: str | Path,
 ) -> None:
     """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +chunk_size-1."""
+    from ..stat.priors import parse_priors
     from ..stat.toys import prepare, run_toys
 
     cfg = ctx.settings["toys"]
@@ -54,6 +55,8 @@ def toys(
         methods=cfg["methods"],
         symmetrise=ctx.settings["scan"]["symmetrise"],
         fitter=cfg["fitter"],
+        priors=parse_priors(cfg["priors"], ctx.settings["systematics"]),
+        mu_range=tuple(cfg["mu_range"]),
     )
     io.write_table(frame, toys, ctx.provenance(classifier=clf, mode=mode, chunk=index))
 

@@ -48,6 +48,7 @@ def train(
         max_train_events=spec.get("max_train_events", training["max_train_events"]),
         threads=ctx.threads,
         seed=derive_seed(ctx.seed, "train", clf),
+        source=str(train),
     )
     te = io.read_table(test, required=("label", "weight", *features))
     metrics = evaluate(fitted, te, features=features, threads=ctx.threads)

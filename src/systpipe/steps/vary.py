@@ -10,8 +10,8 @@ import pandas as pd
 from .. import io
 from ..provenance import derive_seed
 from ..systematics import VaryContext, parse_variation
+from ..variations import Recompute
 from ._registry import StepContext, step
-from .data import files_kwargs
 
 
 @step(
@@ -30,9 +30,12 @@ def vary(ctx: StepContext, *, variation: str, test: str | Path, events: str | Pa
         from ..ingest import ingest as read_files
 
         def load_alt(paths: Sequence[str]) -> pd.DataFrame:
-            kwargs = files_kwargs(settings["files"], settings["systematics"])
-            samples = [{**kwargs["samples"][0], "name": f"{variation}", "paths": list(paths)}]
-            return read_files(**{**kwargs, "samples": samples})
+            from ..ingest import alternative_kwargs
+
+            files = settings["files"]
+            return read_files(
+                **alternative_kwargs(files, settings["systematics"], paths, variation)
+            )
 
     target = parse_variation(variation, settings["systematics"])
     assert target.systematic is not None
@@ -40,6 +43,9 @@ def vary(ctx: StepContext, *, variation: str, test: str | Path, events: str | Pa
         seed=derive_seed(ctx.seed, "smear"),
         features=tuple(settings["features"]),
         load_alternative=load_alt,
+        recompute=Recompute.from_files(
+            settings["files"] if settings["input"]["source"] == "files" else None
+        ),
     )
     out = target.systematic.apply(nominal, target.direction, context)
     io.write_table(out, events, ctx.provenance(variation=variation))
