@@ -411,6 +411,13 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
             )
     for mode in cfg["toys"]["modes"]:
         toy_count(cfg["toys"], mode)
+    jobs = sum(toy_chunk_counts(cfg["toys"]).values())
+    if jobs > MAX_TOY_JOBS:
+        raise ConfigError(
+            f"invalid {source}: 'toys.n_toys' / 'toys.chunk_size' make {jobs} toy jobs per "
+            f"classifier (more than {MAX_TOY_JOBS}); raise 'toys.chunk_size' (the batched fitter "
+            "does thousands of toys per second)"
+        )
     from .stat.priors import parse_priors
 
     try:
@@ -525,7 +532,27 @@ def toy_chunk_counts(toys: Mapping[str, Any]) -> dict[str, int]:
     return {mode: -(-toy_count(toys, mode) // toys["chunk_size"]) for mode in toys["modes"]}
 
 
+def toy_chunk_size(toys: Mapping[str, Any], mode: str, chunk: int) -> int:
+    """Toys in chunk ``chunk`` of ``mode``: ``chunk_size``, or what is left in the last one.
+
+    Example:
+        >>> cfg = {"n_toys": 600, "chunk_size": 250, "modes": ["frequentist"]}
+        >>> [toy_chunk_size(cfg, "frequentist", c) for c in range(3)]
+        [250, 250, 100]
+    """
+    start = int(chunk) * toys["chunk_size"]
+    count = min(toys["chunk_size"], toy_count(toys, mode) - start)
+    if count <= 0:
+        raise ConfigError(f"toys: mode {mode!r} has no chunk {chunk}")
+    return count
+
+
+#: At most this many toy jobs per classifier: a dry run over many more takes minutes and GBs.
+MAX_TOY_JOBS = 400
+
+
 __all__ = [
+    "MAX_TOY_JOBS",
     "ConfigError",
     "config_hash",
     "load_config",
@@ -533,6 +560,7 @@ __all__ = [
     "parse_yaml",
     "read_config_file",
     "toy_chunk_counts",
+    "toy_chunk_size",
     "toy_count",
     "validate_config",
 ]

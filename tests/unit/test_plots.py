@@ -252,3 +252,16 @@ def test_plot_lumi_projection_bad_inputs(tmp_path, scan):
 def test_doctests():
     results = [doctest.testmod(module) for module in (style, scan_plots)]
     assert all(r.attempted >= 3 and r.failed == 0 for r in results)
+
+
+def test_impacts_plot_of_a_fit_without_impacts_says_so(tmp_path):
+    """fit.impacts: false must not fail the fit job: the impacts figure says why it is empty."""
+    from conftest import simple_spec
+    from systpipe.plots.fit import plot_impacts
+    from systpipe.stat.fit import fit_workspace
+
+    result = fit_workspace(simple_spec(), impacts=False, limits=False)
+    assert result.impacts.empty
+    written = plot_impacts(result, tmp_path / "impacts")
+    assert sorted(p.suffix for p in written) == [".pdf", ".png"]
+    assert all(p.stat().st_size > 1000 for p in written)

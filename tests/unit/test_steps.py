@@ -11,6 +11,7 @@ import pytest
 
 from systpipe import io
 from systpipe.config import validate_config
+from systpipe.errors import ConfigError
 from systpipe.runner import run, step_arguments
 from systpipe.steps import STEPS, UndeclaredSetting
 
@@ -149,6 +150,7 @@ def chain(tmp_path_factory):
         wildcards={"clf": "xgb", "mode": "challenge", "chunk": "0"},
         input={"workspace": d / "ws.json"},
         output={"toys": p["toys"]},
+        params={"count": 20},
     )
     tables = {fmt: d / f"uncertainties.{fmt}" for fmt in ("parquet", "csv", "md", "tex")}
     summary = {
@@ -272,3 +274,22 @@ def test_diagnostics_step_gathers_every_source(chain, tmp_path):
     binning = json.loads((d / "binning.json").read_text())
     assert {e["systematic"] for e in binning["templates"]["entries"]} == {"det"}
     assert binning["templates"]["untouched"] == ["lumi", "sig"]
+
+
+def test_settings_that_do_not_change_outputs_are_left_out_of_a_steps_settings():
+    """training.threads and toys.n_toys do not reach the train and toys jobs' params, so
+    changing them reruns nothing (Snakemake reruns a job whose params changed)."""
+    from systpipe.config import MAX_TOY_JOBS, validate_config
+    from systpipe.steps import STEPS
+
+    cfg = validate_config({"toys": {"n_toys": 1000, "chunk_size": 250}})
+    more = validate_config(
+        {"toys": {"n_toys": 4000, "chunk_size": 250}, "training": {"threads": 7}}
+    )
+    for name in ("train", "toys"):
+        assert STEPS[name].settings_from(cfg) == STEPS[name].settings_from(more), name
+    assert "n_toys" not in STEPS["toys"].settings_from(cfg)["toys"]
+    assert "threads" not in STEPS["train"].settings_from(cfg)["training"]
+    with pytest.raises(ConfigError, match=r"toy jobs per classifier .*toys.chunk_size"):
+        validate_config({"toys": {"n_toys": 40000, "chunk_size": 1}})
+    assert MAX_TOY_JOBS >= 12

@@ -1,7 +1,12 @@
 # Helpers shared by the workflow: config validation, wildcard sets, input functions, and the
 # params every rule passes (step name, code fingerprint, the config sections its step reads).
 import systpipe
-from systpipe.config import read_config_file, toy_chunk_counts, validate_config
+from systpipe.config import (
+    read_config_file,
+    toy_chunk_counts,
+    toy_chunk_size,
+    validate_config,
+)
 from systpipe.models import model_file_extension
 from systpipe.steps import STEPS
 from systpipe.systematics import feature_variations, variation_names, weight_variations
@@ -37,6 +42,11 @@ def step_fingerprint(name):
     # Hash of the step module's source and its import closure: editing any code the step
     # uses re-runs it (Snakemake itself only sees the adapter script).
     return STEPS[name].fingerprint()
+
+
+def toy_chunk_count(wildcards):
+    # the toys of one chunk; a job's settings leave out toys.n_toys (steps/toys.py)
+    return toy_chunk_size(config["toys"], wildcards.mode, int(wildcards.chunk))
 
 
 def step_settings(name, **only):

@@ -35,9 +35,14 @@ def plot_impacts(
     """
     imp = result.impacts
     if imp is None or imp.empty:
-        raise DataContractError(
-            "plot_impacts: the fit result has no impacts (fit with impacts=True)"
-        )
+        # fit.impacts: false -- the rule's output still exists and says why it is empty
+        with figure_style():
+            fig, axes = new_figure(figsize=(8.0, 2.0))
+            ax = axes[0, 0]
+            ax.axis("off")
+            ax.text(0.5, 0.5, "Impacts not computed (fit.impacts: false)", ha="center",
+                    va="center", transform=ax.transAxes)  # fmt: skip
+            return save_figure(fig, out)
     imp = imp.head(top_n).iloc[::-1].reset_index(drop=True)
     pulls = result.pulls.set_index("parameter")
     y = np.arange(len(imp))

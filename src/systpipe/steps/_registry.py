@@ -98,6 +98,7 @@ class Step:
     uses: tuple[str, ...] | None
     help: str
     seeded: bool = False
+    ignores: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -117,6 +118,12 @@ class Step:
             return dict(config)
         # A section without schema default (files, when the sample is simulated) is None.
         out = {k: config.get(k) for k in self.uses}
+        # settings that do not change the step's outputs (thread counts, the total number of
+        # toys of a chunked step) are left out, so that changing them reruns nothing
+        for dotted in self.ignores:
+            section, key = dotted.split(".", 1)
+            if isinstance(out.get(section), Mapping):
+                out[section] = {k: v for k, v in out[section].items() if k != key}
         for key, name in only.items():
             entries = [e for e in (out[key] or []) if e.get("name") == name]
             if not entries:
@@ -134,7 +141,12 @@ STEPS: dict[str, Step] = {}
 
 
 def step(
-    name: str, *, help: str, uses: tuple[str, ...] | None = (), seeded: bool = False
+    name: str,
+    *,
+    help: str,
+    uses: tuple[str, ...] | None = (),
+    seeded: bool = False,
+    ignores: tuple[str, ...] = (),
 ) -> Callable[[StepFunction], StepFunction]:
     """Register a step function ``f(ctx, **named_paths_and_wildcards)``.
 
@@ -143,12 +155,16 @@ def step(
         help: one line for ``systpipe --help``.
         uses: the top-level config sections the step reads (None: the whole config).
         seeded: the step needs the master seed (``params.seed``).
+        ignores: ``section.key`` settings left out of the step's settings because they do not
+            change its outputs (so a change reruns nothing).
     """
 
     def register(function: StepFunction) -> StepFunction:
         if name in STEPS:
             raise ConfigError(f"step {name!r} registered twice")
-        STEPS[name] = Step(name, function, None if uses is None else tuple(uses), help, seeded)
+        STEPS[name] = Step(
+            name, function, None if uses is None else tuple(uses), help, seeded, tuple(ignores)
+        )
         return function
 
     return register

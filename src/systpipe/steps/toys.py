@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import io
-from ..config import toy_count
+from ..errors import ConfigError
 from ..provenance import derive_seed
 from ..table import write_table
 from ._registry import StepContext, step
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
     "toys",
     uses=("toys", "scan", "systematics"),
     seeded=True,
-    help="pseudo-experiments of one chunk (set: clf, mode, chunk; in: workspace; out: toys)",
+    # a chunk's toys depend on its index and size only: more toys add chunks, rerun none
+    ignores=("toys.n_toys",),
+    help="pseudo-experiments of one chunk (set: clf, mode, chunk, count; in: workspace; out: toys)",
 )
 def toys(
     ctx: StepContext,
@@ -29,17 +31,21 @@ def toys(
     clf: str,
     mode: str,
     chunk: str | int,
+    count: str | int,
     workspace: str | Path,
     toys: str | Path,
 ) -> None:
-    """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +chunk_size-1."""
+    """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +count-1, with
+    ``count`` = chunk_size except in the last chunk (:func:`~systpipe.config.toy_chunk_sizes`)."""
     from ..stat.priors import parse_priors
     from ..stat.toys import prepare, run_toys
 
     cfg = ctx.settings["toys"]
     index = int(chunk)
     start = index * cfg["chunk_size"]
-    count = max(0, min(cfg["chunk_size"], toy_count(cfg, mode) - start))
+    count = int(count)
+    if not 0 < count <= cfg["chunk_size"]:
+        raise ConfigError(f"toys chunk {index}: count {count} outside 1..toys.chunk_size")
     spec = json.loads(Path(workspace).read_text())
     setup = prepare(spec, systematics=ctx.settings["systematics"])
     seed = derive_seed(ctx.seed, "toys", clf)

@@ -14,6 +14,8 @@ from ._registry import StepContext, step
     "train",
     uses=("classifiers", "training", "features"),
     seeded=True,
+    # the thread count reaches the step as the rule's threads; models do not depend on it
+    ignores=("training.threads",),
     help="train one classifier (set: clf; in: train, test; out: model, info)",
 )
 def train(
