@@ -122,8 +122,9 @@ class Step:
         # toys of a chunked step) are left out, so that changing them reruns nothing
         for dotted in self.ignores:
             section, key = dotted.split(".", 1)
-            if isinstance(out.get(section), Mapping):
-                out[section] = {k: v for k, v in out[section].items() if k != key}
+            part = out.get(section)
+            if isinstance(part, Mapping):
+                out[section] = {k: v for k, v in part.items() if k != key}
         for key, name in only.items():
             entries = [e for e in (out[key] or []) if e.get("name") == name]
             if not entries:
