@@ -150,7 +150,7 @@ def chain(tmp_path_factory):
         wildcards={"clf": "xgb", "mode": "challenge", "chunk": "0"},
         input={"workspace": d / "ws.json"},
         output={"toys": p["toys"]},
-        params={"count": 20},
+        params={"toys_in_chunk": 20},
     )
     tables = {fmt: d / f"uncertainties.{fmt}" for fmt in ("parquet", "csv", "md", "tex")}
     summary = {

@@ -12,7 +12,7 @@ rule toys:
     threads: 1
     params:
         step="toys",
-        count=toy_chunk_count,
+        toys_in_chunk=toy_chunk_count,
         code=step_fingerprint("toys"),
         settings=step_settings("toys"),
         seed=config["seed"],

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
     seeded=True,
     # a chunk's toys depend on its index and size only: more toys add chunks, rerun none
     ignores=("toys.n_toys",),
-    help="pseudo-experiments of one chunk (set: clf, mode, chunk, count; in: workspace; out: toys)",
+    help="pseudo-experiments of one chunk (set: clf, mode, chunk, toys_in_chunk; in: workspace; out: toys)",
 )
 def toys(
     ctx: StepContext,
@@ -31,21 +31,21 @@ def toys(
     clf: str,
     mode: str,
     chunk: str | int,
-    count: str | int,
+    toys_in_chunk: str | int,
     workspace: str | Path,
     toys: str | Path,
 ) -> None:
-    """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +count-1, with
-    ``count`` = chunk_size except in the last chunk (:func:`~systpipe.config.toy_chunk_sizes`)."""
+    """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +toys_in_chunk-1,
+    ``toys_in_chunk`` = chunk_size except in the last chunk (:func:`~systpipe.config.toy_chunk_size`)."""
     from ..stat.priors import parse_priors
     from ..stat.toys import prepare, run_toys
 
     cfg = ctx.settings["toys"]
     index = int(chunk)
     start = index * cfg["chunk_size"]
-    count = int(count)
+    count = int(toys_in_chunk)
     if not 0 < count <= cfg["chunk_size"]:
-        raise ConfigError(f"toys chunk {index}: count {count} outside 1..toys.chunk_size")
+        raise ConfigError(f"toys chunk {index}: {count} toys, outside 1..toys.chunk_size")
     spec = json.loads(Path(workspace).read_text())
     setup = prepare(spec, systematics=ctx.settings["systematics"])
     seed = derive_seed(ctx.seed, "toys", clf)
