@@ -14,6 +14,8 @@ PLUGIN_DIR = Path(__file__).resolve().parent / "plugins"
 # tests/plugins holds a test-only plugin that registers extensions when imported: only the
 # tests that want it put it on the path (the doctest collection must not import it).
 collect_ignore = ["plugins"]
+# the bad-input suite's fixtures: a second conftest.py would shadow this module as "conftest"
+pytest_plugins = ["bad_input_fixtures"]
 
 #: The reference notebook's systematics as the default config declares them.
 SYSTEMATICS = [
