@@ -17,9 +17,10 @@ import numpy as np
 
 from systpipe.stat import toys
 from systpipe.stat.fit import fit_workspace
+from systpipe.stat.intervals import profile_interval
 from systpipe.stat.likelihood import HistFactoryModel
 from systpipe.stat.limits import cls_upper_limit
-from systpipe.stat.minimize import minimize, profile_interval
+from systpipe.stat.minimize import minimize
 from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
 

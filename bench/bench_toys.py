@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 from systpipe.stat import methods, toys  # noqa: E402
 from systpipe.stat.batched import fit_batch  # noqa: E402
 from systpipe.stat.batched_intervals import profile_intervals_batch  # noqa: E402
-from systpipe.stat.minimize import TIGHT_TOLERANCE, minimize, profile_interval  # noqa: E402
+from systpipe.stat.intervals import profile_interval  # noqa: E402
+from systpipe.stat.minimize import TIGHT_TOLERANCE, minimize  # noqa: E402
 from systpipe.stat.workspace import build_workspace  # noqa: E402
 from systpipe.templates import Templates  # noqa: E402
 

@@ -187,7 +187,9 @@ def test_all_negative_background_is_refused_naming_the_process(
     with pytest.raises(DataContractError) as err:
         run_train("hgb", {"max_iter": 3}, df=df, negative_weights=negative_weights)
     n_tt = int((df["process"] == "tt").sum())
+    # the train step names its input file first
     assert str(err.value) == (
+        f"{tmp_path / 'in' / 'train.parquet'}: "
         f"process 'tt' (background) has total weight {-float(n_tt):g} over {n_tt} events "
         f"({n_tt} negative); expected a positive total (a sign flipped in the weight column or "
         "files.weight.scale?)"
@@ -215,7 +217,9 @@ def test_absurd_weight_is_refused_naming_row_and_process(
     with pytest.raises(DataContractError) as err:
         run_train("lgbm", {"n_estimators": 3}, df=df)
     msg = str(err.value)
-    assert msg.startswith("column 'weight': 1 weight(s) non-finite or beyond +/-1e+30")
+    assert msg.startswith(
+        f"{tmp_path / 'in' / 'train.parquet'}: column 'weight': 1 weight(s) non-finite or beyond +/-1e+30"
+    )
     assert f"first {shown} at row 4 (process 'ww')" in msg
     no_leftovers(tmp_path / "out", set())
 

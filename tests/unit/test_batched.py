@@ -20,8 +20,9 @@ from systpipe.stat.batched_intervals import (
     FLAG_LO_BOUND,
     profile_intervals_batch,
 )
+from systpipe.stat.intervals import profile_interval
 from systpipe.stat.likelihood import HistFactoryModel
-from systpipe.stat.minimize import TIGHT_TOLERANCE, minimize, profile_interval
+from systpipe.stat.minimize import TIGHT_TOLERANCE, minimize
 from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
 

@@ -15,9 +15,10 @@ from helpers.pyhf_reference import cls_upper_limit_pyhf, pyhf_minos
 from systpipe.errors import DataContractError, ModelError
 from systpipe.stat.binning import fisher_uncertainty, optimise_binning
 from systpipe.stat.fit import fit_result_to_dict, fit_workspace
+from systpipe.stat.intervals import profile_interval
 from systpipe.stat.likelihood import HistFactoryModel
 from systpipe.stat.limits import cls_upper_limit
-from systpipe.stat.minimize import minimize, profile_interval
+from systpipe.stat.minimize import minimize
 from systpipe.stat.workspace import build_workspace, validate_workspace
 from systpipe.templates import Templates, build_templates, default_bin_edges
 

@@ -333,12 +333,20 @@ def test_norm_significance_by_hand():
 
 
 def test_postprocess_prunes_noise_keeps_scale_and_never_touches_rates(templates):
-    out, record = postprocess(templates, SYSTS, {})
+    out, record = postprocess(templates, SYSTS, {"symmetrise": "two_sided"})
     json.dumps(record, allow_nan=False)  # strict JSON
     assert record["untouched"] == ["lumi"]
     w = out.samples.index("WW")
     for name in ("lumi_up", "lumi_down", "escale_up", "escale_down"):
         assert np.array_equal(out.variations[name], templates.variations[name])
+    # the default symmetrisation keeps the pair's linear part, (up - down)/2 mirrored
+    sym, _ = postprocess(templates, SYSTS, {})
+    nom, up, dn = (
+        t[w]
+        for t in (templates.nominal, *(templates.variations[f"escale_{d}"] for d in ("up", "down")))
+    )
+    np.testing.assert_allclose(sym.variations["escale_up"][w], nom + (up - dn) / 2, rtol=1e-12)
+    np.testing.assert_allclose(sym.variations["escale_down"][w], nom - (up - dn) / 2, rtol=1e-12)
     assert np.array_equal(out.variations["noise_up"][w], templates.nominal[w])
     assert np.array_equal(out.variations["noise_down"][w], templates.nominal[w])
     entries = {(e["systematic"], e["sample"]): e for e in record["entries"]}

@@ -30,7 +30,9 @@ from functools import partial
 import numpy as np
 
 from ..errors import ModelError
-from .batched import BatchFit, _as_batch, _fit_core, _hesse_errors, _Layout, _Obs, _setup
+from .batched import BatchFit, _as_batch, _fit_core, _Layout, _Obs, _setup
+from .batched_linalg import _hesse_errors
+from .intervals import HISTOSYS_STARTS
 from .likelihood import HistFactoryModel
 
 #: Flag bits of :class:`BatchIntervals`: an edge at the POI bound, the toy redone with iminuit,
@@ -130,7 +132,7 @@ def profile_intervals_batch(
     max_iter: int = 30,
     xtol: float = 1e-7,
     tol: float = 1e-8,
-    histosys_starts: Sequence[float] = (-1.0, -0.5, 0.5, 1.0),
+    histosys_starts: Sequence[float] = HISTOSYS_STARTS,
     fallback: bool = True,
 ) -> BatchIntervals:
     """mu-hat and the profile-likelihood interval (2 Delta NLL = ``level``) of every toy.
@@ -314,20 +316,13 @@ def _scan(
 def _iminuit_interval(
     model: HistFactoryModel, data: np.ndarray, aux: np.ndarray
 ) -> tuple[float, float, float, int]:
-    """One toy by the iminuit path of :func:`~.methods.profile`: MINOS, root finding when
-    MINOS fails; (mu-hat, lo, hi, flags), NaN and :data:`FLAG_FAILED` when both fail."""
-    from .minimize import minimize, profile_interval
+    """One toy by the iminuit path (:func:`~.intervals.toy_profile_interval`); (mu-hat, lo, hi,
+    flags), NaN and :data:`FLAG_FAILED` when it fails."""
+    from .intervals import toy_profile_interval
 
     ip = model.poi_index
     try:
-        m = minimize(model, data, aux, hesse=False, minos=True, strategy=0)
-        if not m.valid:
-            raise ModelError("invalid minimum (MIGRAD)")
-        if m.minos is not None and m.minos_valid:
-            mu = float(m.values[ip])
-            lo, hi = mu + m.minos[0], mu + m.minos[1]
-        else:
-            mu, lo, hi = profile_interval(model, data, aux, best=m)
+        mu, lo, hi = toy_profile_interval(model, data, aux)
     except (ModelError, RuntimeError, ValueError):
         return math.nan, math.nan, math.nan, FLAG_FAILED | FLAG_FALLBACK
     flags = FLAG_FALLBACK

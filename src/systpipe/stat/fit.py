@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import DataContractError
 from .binning import fisher_uncertainty
+from .intervals import poi_interval
 from .likelihood import HistFactoryModel
 from .limits import cls_upper_limit, discovery_significance, infinite_z0_bins
 from .minimize import (
@@ -24,7 +25,6 @@ from .minimize import (
     histosys_starts,
     minimize,
     minimize_multistart,
-    poi_interval,
 )
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,14 @@ class _Run:
             log.debug("fit invalid (%s); retry: %s", m.message, retry.message or "valid")
             if retry.valid or retry.nll < m.nll:
                 m = retry
+        if m.precision_note:
+            self.diag("info", "fit_edm_above_goal", m.precision_note,
+                      fixed=sorted(int(i) for i in (fixed or {})))  # fmt: skip
         return m
 
     def interval(self, m: Minimum, fixed: Mapping[int, float]) -> tuple[float, float, Sides]:
         """(down, up) offsets of the POI interval at the minimum ``m``, and whether each edge is
-        at the POI bound (:func:`~.minimize.poi_interval`)."""
+        at the POI bound (:func:`~.intervals.poi_interval`)."""
         dn, up, at, n = poi_interval(
             self.model, self.data, self.aux, m, fixed=fixed, strategy=self.strategy,
             tolerance=self.tol, at_bound=AT_BOUND,

@@ -195,21 +195,12 @@ def linear(
 
 def profile(inputs: BinnedInputs, n: np.ndarray, aux: np.ndarray) -> MethodResult:
     """Profile-likelihood (Delta NLL = 1/2) interval of the binned model on counts ``n`` and
-    auxiliary data ``aux``.
+    auxiliary data ``aux``, one toy at a time with iminuit
+    (:func:`~.intervals.toy_profile_interval`: the global minimum over the batched fitter's
+    starts, MINOS, root finding where MINOS fails)."""
+    from .intervals import toy_profile_interval
 
-    MINOS first (fastest); when MINOS reports an invalid edge (it is confused by the flat
-    signal-normalisation direction near mu = 0) the edges are found by root finding.
-    """
-    from .minimize import minimize, profile_interval
-
-    model = inputs.model
-    m = minimize(model, n, aux, hesse=False, minos=True, strategy=0)
-    if not m.valid:
-        raise RuntimeError("invalid minimum (MIGRAD)")
-    if m.minos is not None and m.minos_valid:
-        mu = float(m.values[model.poi_index])
-        return MethodResult("profile", mu, mu + m.minos[0], mu + m.minos[1])
-    mu, lo, hi = profile_interval(model, n, aux, best=m)
+    mu, lo, hi = toy_profile_interval(inputs.model, n, aux)
     return MethodResult("profile", mu, lo, hi)
 
 
@@ -282,6 +273,8 @@ def chi2_from_dict(result: Mapping[str, Any], names: Sequence[str]) -> MethodRes
         mu + result["dmu_high"],
         stat=Term.symmetric(stat),
         systematics={k: Term.symmetric(parts.get(k, 0.0)) for k in names},
+        # the MC statistics' term, when the chi2 has them (fit.mc_stat), as the profile's
+        mc_stat=Term.symmetric(parts.get("mc_stat", 0.0)),
         syst=Term.symmetric(math.sqrt(max(tot**2 - stat**2, 0.0))),
         total=Term.symmetric(tot),
     )

@@ -4,7 +4,6 @@ root-finding profile-likelihood interval."""
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +19,10 @@ log = logging.getLogger(__name__)
 #: Minuit tolerance of the fits whose numbers are reported (EDM goal 0.002 x tol x errordef =
 #: 1e-10): mu-hat and the impacts to ~1e-8 (docs/statistics.md, "Fit precision and robustness").
 TIGHT_TOLERANCE = 1e-7
+#: A MIGRAD minimum above the tight EDM goal but below this (within sqrt(2 EDM) ~ 1.4e-3
+#: standard deviations of the minimum) is kept when HESSE succeeds: on ill-conditioned
+#: problems (control bins with 10^6 events next to 10-event signal bins) MIGRAD stalls there.
+EDM_ACCEPT = 1e-6
 #: Two fits found the same minimum if their NLLs agree to this and no free parameter differs by
 #: more than half its step (post-fit error).
 SAME_NLL = 1e-6
@@ -36,6 +39,8 @@ class Minimum:
     failed; ``minos_at_limit`` whether the (lower, upper) MINOS edge sits at the POI bound.
     A multi-start fit (:func:`minimize_multistart`) sets ``n_minima`` (distinct minima found),
     ``n_fits`` (minimisations run) and ``start`` (index of the winning start).
+    ``precision_note`` says when MIGRAD stopped above its EDM goal but below
+    :data:`EDM_ACCEPT` and the minimum was kept (its HESSE covariance positive definite).
     """
 
     values: np.ndarray
@@ -52,6 +57,7 @@ class Minimum:
     n_minima: int = 1
     n_fits: int = 1
     start: int = 0
+    precision_note: str = ""
 
 
 def _invalid_reason(fmin: Any) -> str:
@@ -89,6 +95,42 @@ def _minos_reason(me: Any) -> str:
     return "; ".join(reasons)
 
 
+def _stalled_near_minimum(fmin: Any) -> bool:
+    """MIGRAD's only failure is an EDM above the goal, and the EDM is below EDM_ACCEPT."""
+    return bool(
+        fmin is not None
+        and fmin.is_above_max_edm
+        and fmin.edm < EDM_ACCEPT
+        and not fmin.has_reached_call_limit
+    )
+
+
+def _initial_steps(
+    model: HistFactoryModel, x0: np.ndarray, data: np.ndarray, steps: np.ndarray | None
+) -> np.ndarray:
+    """MIGRAD's initial steps: ``steps`` (default the prefit sigma, 0.1 for normfactors), or
+    the curvature scale 1 / sqrt(I_ii) at the start where that is smaller, with I the Fisher
+    information (sum_b (d lambda_b / d theta_i)^2 / lambda_b plus the constraint). A gamma of a
+    control bin with 10^6 events has a prefit sigma of 0.02 and a curvature scale of 6e-4;
+    started with the former, MIGRAD stalls above its EDM goal on the ill-conditioned problem."""
+    base = (
+        np.where(np.isfinite(model.prefit_sigma), model.prefit_sigma, 0.1)
+        if steps is None
+        else np.asarray(steps, dtype=np.float64)
+    )
+    free = np.flatnonzero(~model.fixed)
+    try:
+        lam = np.maximum(model.expected(x0), 1e-300)
+        jac = model.jacobian(x0, free.tolist())
+    except Exception:  # noqa: BLE001 - the steps are only a starting point
+        return base
+    info = np.zeros(model.n_pars)
+    info[free] = np.einsum("ib,b->i", jac**2, 1.0 / lam)
+    info[model.constrained] += 1.0 / model.constraint_sigma**2
+    scale = np.where(info > 0, 1.0 / np.sqrt(np.where(info > 0, info, 1.0)), np.inf)
+    return np.where(np.isfinite(base) & (base > 0), np.minimum(base, scale), base)
+
+
 def minimize(
     model: HistFactoryModel,
     data: np.ndarray,
@@ -119,7 +161,8 @@ def minimize(
             interval). It still leaves ~2e-4 in mu-hat; the reported fits use
             :data:`TIGHT_TOLERANCE`.
         steps: initial step sizes (default the prefit sigmas, 0.1 for normfactors); post-fit
-            errors make refits near a known minimum much cheaper.
+            errors make refits near a known minimum much cheaper. Where the curvature scale at
+            the start is smaller, it is used instead (:func:`_initial_steps`).
     """
     from iminuit import Minuit
 
@@ -152,17 +195,26 @@ def minimize(
         m.strategy = strategy
         m.tol = tolerance
         m.print_level = 0
-        if steps is None:
-            steps = np.where(np.isfinite(model.prefit_sigma), model.prefit_sigma, 0.1)
+        steps = _initial_steps(model, x0, data, steps)
         m.errors = np.where(np.asarray(steps) > 0, steps, 0.1).tolist()
         m.migrad()
         valid = bool(m.valid)
         message = _invalid_reason(m.fmin)
+        precision_note = ""
+        if not valid and _stalled_near_minimum(m.fmin):
+            m.hesse()
+            if m.fmin.has_covariance and m.fmin.has_posdef_covar and not m.fmin.hesse_failed:
+                precision_note = (
+                    f"MIGRAD stopped at EDM {m.fmin.edm:.2g} above its goal "
+                    f"{m.fmin.edm_goal:.2g} (kept: below {EDM_ACCEPT:g}, HESSE positive definite)"
+                )
+                valid, message = True, ""
         cov = None
         if hesse and valid:
             m.hesse()
-            valid = bool(m.valid)
-            message = _invalid_reason(m.fmin)
+            if not precision_note:
+                valid = bool(m.valid)
+                message = _invalid_reason(m.fmin)
             cov = np.array(m.covariance) if m.covariance is not None else None
         minos_res = None
         minos_valid = False
@@ -206,6 +258,7 @@ def minimize(
         minos_at_limit=at_limit,
         message=message,
         minos_message=minos_message,
+        precision_note=precision_note,
     )
 
 
@@ -410,176 +463,6 @@ def minimize_multistart(
     return replace(best, n_minima=len(found), n_fits=n_fits, start=winner, message=message)
 
 
-def refine_edge(
-    model: HistFactoryModel,
-    data: np.ndarray,
-    aux: np.ndarray | None,
-    best: Minimum,
-    edge: float,
-    *,
-    fixed: Mapping[int, float] | None = None,
-    level: float = 1.0,
-    tolerance: float = TIGHT_TOLERANCE,
-    max_iter: int = 5,
-) -> tuple[float, int]:
-    """Refine an interval edge of the POI (e.g. MINOS's, good to ~1e-4) by secant steps on
-    r(mu) = sqrt(2 (NLL(mu, profiled) - NLL_min)) = sqrt(level), r nearly linear in mu.
-
-    Each step is a conditional fit (strategy 0, ``tolerance``) from the linear prediction;
-    the first secant goes through (mu_hat, 0). Stops when |r - sqrt(level)| < 1e-8.
-
-    Returns:
-        (edge, number of fits); the input edge when a conditional fit is invalid.
-    """
-    ip = model.poi_index
-    fixed = dict(fixed or {})
-    mu_hat, target = float(best.values[ip]), math.sqrt(level)
-    lo_b, hi_b = (float(v) for v in model.bounds[ip])
-    points = [(mu_hat, 0.0)]
-    x, n_fits = float(edge), 0
-    for _ in range(max_iter):
-        cond = {**fixed, ip: x}
-        init = conditional_starts(model, best, cond, histosys_offsets=())[0]
-        m = minimize(
-            model, data, aux, init=init, fixed=cond, hesse=False, strategy=0,
-            tolerance=tolerance, steps=best.errors,
-        )  # fmt: skip
-        n_fits += 1
-        if not m.valid:
-            return float(edge), n_fits
-        r = math.sqrt(max(2.0 * (m.nll - best.nll), 0.0))
-        if abs(r - target) < 1e-8:
-            return x, n_fits
-        (x0, r0), points = points[-1], [*points, (x, r)]
-        if r == r0:
-            return float(edge), n_fits
-        x = min(max(x + (target - r) * (x - x0) / (r - r0), lo_b), hi_b)
-    return x, n_fits
-
-
-def poi_interval(
-    model: HistFactoryModel,
-    data: np.ndarray,
-    aux: np.ndarray | None,
-    m: Minimum,
-    *,
-    fixed: Mapping[int, float] | None = None,
-    strategy: int = 1,
-    tolerance: float = TIGHT_TOLERANCE,
-    at_bound: float = 1e-6,
-) -> tuple[float, float, tuple[bool, bool], int]:
-    """The POI interval at the minimum ``m`` (with ``fixed`` parameters fixed as in ``m``'s fit).
-
-    MINOS's edges refined by :func:`refine_edge` (MINOS alone is good to ~1e-4), or, when
-    MINOS failed, :func:`profile_interval` with ``strategy``/``tolerance`` conditional fits.
-
-    Returns:
-        (down, up) offsets (NaN for an invalid ``m``), whether the (lower, upper) edge is
-        within ``at_bound`` of the POI bound (or MINOS stopped at it), and the fits run.
-    """
-    ip = model.poi_index
-    mu = float(m.values[ip])
-    lo_b, hi_b = (float(x) for x in model.bounds[ip])
-    flags, n_fits = (False, False), 0
-    if not m.valid:  # no interval without a minimum; the caller records the failure
-        return math.nan, math.nan, flags, 0
-    if m.minos is not None and m.minos_valid:
-        flags = m.minos_at_limit
-        edges = [mu + m.minos[0], mu + m.minos[1]]
-        for k in (0, 1):
-            if not flags[k]:
-                edges[k], n = refine_edge(
-                    model, data, aux, m, edges[k], fixed=fixed, tolerance=tolerance
-                )
-                n_fits += n
-        lo, hi = edges
-    else:
-        count = {"fits": 0}
-        _, lo, hi = profile_interval(
-            model, data, aux, best=m, fixed=fixed, xtol=1e-6, strategy=strategy,
-            tolerance=tolerance, counter=count,
-        )  # fmt: skip
-        n_fits += count["fits"]
-    at = (flags[0] or lo <= lo_b + at_bound, flags[1] or hi >= hi_b - at_bound)
-    return mu - lo, hi - mu, at, n_fits
-
-
-def profile_interval(
-    model: HistFactoryModel,
-    data: np.ndarray,
-    aux: np.ndarray | None = None,
-    *,
-    best: Minimum | None = None,
-    fixed: Mapping[int, float] | None = None,
-    level: float = 1.0,
-    xtol: float = 1e-4,
-    strategy: int = 0,
-    tolerance: float = 1e-3,
-    counter: dict[str, int] | None = None,
-) -> tuple[float, float, float]:
-    """Profile-likelihood interval of the POI by root finding (a MINOS replacement).
-
-    Solves sqrt(2 (NLL(mu, profiled) - NLL_min)) = sqrt(level) on each side with Brent's
-    method, every point a warm-started conditional fit (``strategy``, ``tolerance``).
-    sqrt(2 dNLL) is nearly linear in mu, so each side takes a handful of fits; unlike MINOS it
-    is not confused by a flat direction at mu = 0 (a signal-normalisation parameter). An edge
-    beyond the POI bounds is returned as the bound. ``counter["fits"]`` (if given) is
-    incremented by the number of minimisations.
-
-    Returns:
-        (mu_hat, lower edge, upper edge).
-    """
-    from scipy.optimize import brentq
-
-    count = counter if counter is not None else {}
-    count.setdefault("fits", 0)
-
-    ip = model.poi_index
-    fixed = dict(fixed or {})
-    best = best or minimize(
-        model, data, aux, fixed=fixed, hesse=False, strategy=strategy, tolerance=tolerance
-    )
-    if not best.valid:
-        raise ModelError(f"profile_interval: the free fit did not converge ({best.message})")
-    mu_hat = float(best.values[ip])
-    sigma = float(best.errors[ip]) if best.errors[ip] > 0 else 1.0
-    target = math.sqrt(level)
-    starts: list[tuple[float, np.ndarray]] = [(mu_hat, best.values)]
-
-    def g(mu: float) -> float:
-        init = min(starts, key=lambda t: abs(t[0] - mu))[1]
-        m = minimize(
-            model, data, aux, fixed={**fixed, ip: mu}, init=init, hesse=False,
-            strategy=strategy, tolerance=tolerance,
-        )  # fmt: skip
-        count["fits"] += 1
-        starts.append((mu, m.values))
-        return math.sqrt(max(2.0 * (m.nll - best.nll), 0.0)) - target
-
-    edges = []
-    for side in (-1.0, 1.0):
-        bound = float(model.bounds[ip, 0 if side < 0 else 1])
-        inner, step = mu_hat, 1.2 * sigma * target
-        outer = mu_hat + side * step
-        g_out = None
-        for _ in range(40):
-            if (outer - bound) * side >= 0:
-                outer = bound
-                g_out = g(outer)
-                break
-            g_out = g(outer)
-            if g_out > 0:
-                break
-            inner, step = outer, 2.0 * step
-            outer = mu_hat + side * (abs(outer - mu_hat) + step)
-        if g_out is None or g_out <= 0:
-            edges.append(bound)
-            continue
-        a, b = sorted((inner, outer))
-        edges.append(float(brentq(g, a, b, xtol=xtol * sigma, rtol=1e-10)))
-    return mu_hat, edges[0], edges[1]
-
-
 __all__ = [
     "SAME_NLL",
     "TIGHT_TOLERANCE",
@@ -588,7 +471,4 @@ __all__ = [
     "histosys_starts",
     "minimize",
     "minimize_multistart",
-    "poi_interval",
-    "profile_interval",
-    "refine_edge",
 ]

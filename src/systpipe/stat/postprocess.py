@@ -35,12 +35,15 @@ from .smoothing import smooth_353qh_twice, smooth_variation
 
 log = logging.getLogger(__name__)
 
-SYMMETRISE_MODES = ("two_sided", "one_sided", "max", "absmean")
+SYMMETRISE_MODES = ("half_difference", "two_sided", "one_sided", "max", "absmean")
 SMOOTHING_ALGORITHMS = ("none", "353qh_twice")
 #: Defaults of the ``fit.templates`` config section.
 DEFAULTS: Mapping[str, Any] = {
     "smoothing": "none",
-    "symmetrise": "two_sided",
+    # the linear part of a pair: on the default sample the per-bin asymmetry of the detector
+    # templates is mostly MC noise, and kept as is it makes the likelihood non-linear enough
+    # that challenge-mode profile coverage drops to 0.636 +/- 0.009 (0.680 symmetrised)
+    "symmetrise": "half_difference",
     "prune_norm": 0.005,
     "prune_shape": 0.005,
     "prune_significance": 0.05,
@@ -56,6 +59,8 @@ def symmetrise_variation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetrise an up/down pair (TRExFitter's modes), per bin with u = up - nom, d = down - nom:
 
+    * ``half_difference``: h = (u - d)/2, up = nom + h, down = nom - h (the pair's linear
+      part; TRExFitter's TWOSIDED symmetrisation);
     * ``two_sided``: unchanged;
     * ``one_sided``: down = 2 nom - up (the up variation mirrored);
     * ``max``: m = max(|u|, |d|), the larger variation mirrored: up = nom + s m,
@@ -69,6 +74,8 @@ def symmetrise_variation(
         [[12.0, 13.0], [8.0, 7.0]]
         >>> [a.tolist() for a in symmetrise_variation(nom, up, dn, "absmean")]
         [[11.5, 8.0], [8.5, 12.0]]
+        >>> [a.tolist() for a in symmetrise_variation(nom, up, dn, "half_difference")]
+        [[10.5, 11.0], [9.5, 9.0]]
     """
     nom, u_t, d_t = (np.asarray(a, dtype=np.float64) for a in (nominal, up, down))
     if not nom.shape == u_t.shape == d_t.shape:
@@ -78,6 +85,8 @@ def symmetrise_variation(
     if mode == "one_sided":
         return u_t.copy(), 2.0 * nom - u_t
     u, d = u_t - nom, d_t - nom
+    if mode == "half_difference":
+        return nom + 0.5 * (u - d), nom - 0.5 * (u - d)
     if mode == "max":
         take_up = np.abs(u) >= np.abs(d)
         m = np.where(take_up, np.abs(u), np.abs(d))
@@ -95,8 +104,9 @@ def symmetrise_variation(
 def _symmetrised_variance(
     mode: str, up: np.ndarray | float, down: np.ndarray | float
 ) -> tuple[Any, Any]:
-    """MC variance of the symmetrised shifts: one_sided -> the up's twice; max and absmean ->
-    per bin max(var_up, var_down), an upper bound of the variance of (|u| + |d|)/2."""
+    """MC variance of the symmetrised shifts: one_sided -> the up's twice; half_difference, max
+    and absmean -> per bin max(var_up, var_down), an upper bound of the variance of (u - d)/2
+    and of (|u| + |d|)/2."""
     if mode == "two_sided":
         return up, down
     if mode == "one_sided":

@@ -239,8 +239,9 @@ def throw_toy(
     ``mu_true`` that :func:`run_toys` draws per toy (the FAIR-Universe challenge's sets).
     bootstrap: the MC templates themselves fluctuated (the binned Poisson bootstrap of the
     events: each sample's bin content times Poisson(N_eff)/N_eff, N_eff = content^2 / sum w^2),
-    data thrown from the fluctuated templates at nominal nuisance parameters, auxiliary data at
-    nominal: the fit, which uses the nominal templates, sees the finite-MC error it must cover.
+    data thrown from the fluctuated templates at nominal nuisance parameters, the auxiliary data
+    of the systematics thrown as in frequentist mode, those of the MC statistics at nominal: the
+    fit, which uses the nominal templates, sees the finite-MC error it must cover.
     """
     model = setup.model
     truth = model.nominal_pars.copy()
@@ -248,7 +249,13 @@ def throw_toy(
     sigma = model.constraint_sigma
     centre = model.aux_nominal
     if mode == "bootstrap":
-        return _bootstrap_toy(setup, rng, mu_true=mu_true), centre.copy()
+        counts = _bootstrap_toy(setup, rng, mu_true=mu_true)
+        # the other constraints fluctuate as in frequentist mode (frozen, they would make the
+        # intervals over-cover and hide what the finite MC does); the template fluctuation
+        # takes the place of the MC-statistics (gamma) auxiliary data
+        draws = rng.standard_normal(centre.size)
+        gamma = np.isin(model.constrained, model.groups.get(MC_STAT, []))
+        return counts, centre + np.where(gamma, 0.0, sigma * draws)
     draws = rng.standard_normal(centre.size)
     if mode == "frequentist":
         aux = centre + sigma * draws
