@@ -17,7 +17,7 @@ from ..errors import DataContractError
 from .binning import fisher_uncertainty
 from .intervals import poi_interval
 from .likelihood import HistFactoryModel
-from .limits import cls_upper_limit, discovery_significance, infinite_z0_bins
+from .limits import discovery_significance, infinite_z0_bins, upper_limit_or_nan
 from .minimize import (
     TIGHT_TOLERANCE,
     Minimum,
@@ -287,7 +287,7 @@ def fit_workspace(
     z_obs, z_exp, z_exp_stat = _significance(run, model, best)
     cls_obs, cls_exp = math.nan, [math.nan] * 5
     if limits and model.bounds[ip, 0] <= 0:
-        cls_obs, cls_exp = _upper_limit(model, data, aux, 0.5 * (tot_dn + tot_up), run.notes)
+        cls_obs, cls_exp = upper_limit_or_nan(model, data, aux, 0.5 * (tot_dn + tot_up), run.notes)
     result = FitResult(
         poi=poi,
         mu_hat=float(best.values[ip]),
@@ -338,6 +338,13 @@ def _frozen_interval(
 ) -> tuple[float, float, Sides]:
     """(down, up) POI interval with the parameters ``indices`` frozen at their best-fit values,
     and whether each edge is at the POI bound; NaN (and a diagnostic) if the fit fails."""
+    from .fit_batched import frozen_interval
+
+    # the batched fitter first (exact Newton, iminuit inside it where Newton fails)
+    fast = frozen_interval(run.model, run.data, run.aux, best, indices)
+    if fast is not None:
+        run.n_fits += 1
+        return fast
     frozen = {int(i): float(best.values[i]) for i in indices}
     m = run.fit(init=best.values, fixed=frozen)
     if not m.valid:
@@ -413,24 +420,36 @@ def _impacts(run: _Run, best: Minimum, nps: Sequence[int]) -> pd.DataFrame:
     invalid: list[str] = []
     several: list[str] = []
     moved = 0
+    from .fit_batched import impact_fits
+
+    labels = ("pre_up", "pre_down", "post_up", "post_down")
     for i in nps:
         entry: dict[str, Any] = {"parameter": model.names[i], "group": _group_of(model, i)}
-        n_min, ok = 1, True
-        for kind, sigma in (("pre", model.prefit_sigma[i]), ("post", best.errors[i])):
-            for sign, label in ((+1, "up"), (-1, "down")):
-                val = float(np.clip(best.values[i] + sign * sigma, *model.bounds[i]))
-                fixed = {i: val}
-                m = minimize_multistart(
-                    model, run.data, run.aux, starts=conditional_starts(model, best, fixed),
-                    fixed=fixed, strategy=run.strategy, tolerance=run.tol,
-                    steps=best.errors,
-                )  # fmt: skip
-                run.n_fits += m.n_fits
-                entry[f"{kind}_{label}"] = float(m.values[ip] - best.values[ip])
-                n_min, moved = max(n_min, m.n_minima), moved + (m.start != 0)
-                if not m.valid:
-                    ok = False
-                    invalid.append(f"{model.names[i]} {kind}_{label} ({m.message})")
+        values = [
+            float(np.clip(best.values[i] + sign * sigma, *model.bounds[i]))
+            for sigma in (model.prefit_sigma[i], best.errors[i])
+            for sign in (+1, -1)
+        ]
+        # all starts of the 4 values in one batched fit; iminuit only where it fails
+        fast = impact_fits(model, run.data, run.aux, best, i, values)
+        run.n_fits += 1
+        n_min, ok = fast.n_minima, fast.valid
+        moved += fast.moved
+        for label, val, shift in zip(labels, values, fast.shifts, strict=True):
+            if math.isfinite(shift):
+                entry[label] = shift
+                continue
+            fixed = {i: val}
+            m = minimize_multistart(
+                model, run.data, run.aux, starts=conditional_starts(model, best, fixed),
+                fixed=fixed, strategy=run.strategy, tolerance=run.tol, steps=best.errors,
+            )  # fmt: skip
+            run.n_fits += m.n_fits
+            entry[label] = float(m.values[ip] - best.values[ip])
+            n_min, moved = max(n_min, m.n_minima), moved + (m.start != 0)
+            ok = bool(m.valid)
+            if not m.valid:
+                invalid.append(f"{model.names[i]} {label} ({m.message})")
         entry.update(n_minima=n_min, valid=ok)
         if n_min > 1:
             several.append(model.names[i])
@@ -529,26 +548,6 @@ def _significance(
     z_exp_stat = discovery_significance(model, asimov_data, asimov_aux, stat_only=True, **kw)
     run.n_fits += 5
     return z_obs, z_exp, z_exp_stat
-
-
-def _upper_limit(
-    model: HistFactoryModel, data: np.ndarray, aux: np.ndarray, dmu: float, notes: list[str]
-) -> tuple[float, list[float]]:
-    """CLs upper limit (observed, expected band) with guess ``dmu``; NaN and a note if it fails."""
-    if not math.isfinite(dmu):
-        dmu = 1.0
-    try:
-        return cls_upper_limit(model, data, aux, guess=max(dmu, 1e-3))
-    except Exception as exc:  # noqa: BLE001 - a limit failure must not lose the fit
-        notes.append(f"CLs upper limit failed: {type(exc).__name__}: {exc}")
-        log.warning("CLs upper limit failed: %s", exc)
-    return math.nan, [math.nan] * 5
-
-
-def _conditional_start(best: Minimum, model: HistFactoryModel, i: int, value: float) -> np.ndarray:
-    """Linear prediction of the conditional minimum with parameter i at ``value`` (the first
-    start of :func:`~.minimize.conditional_starts`)."""
-    return conditional_starts(model, best, {i: value}, histosys_offsets=())[0]
 
 
 def _group_of(model: HistFactoryModel, i: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 from ..errors import ModelError
 from .likelihood import HistFactoryModel
 from .minimize import Minimum, conditional_starts, minimize, minimize_multistart
+
+log = logging.getLogger(__name__)
 
 
 def _z_from_q0(q0: float) -> float:
@@ -168,6 +171,20 @@ def cls_upper_limit(
     return obs, expected
 
 
+def upper_limit_or_nan(
+    model: HistFactoryModel, data: np.ndarray, aux: np.ndarray, dmu: float, notes: list[str]
+) -> tuple[float, list[float]]:
+    """CLs upper limit (observed, expected band) with guess ``dmu``; NaN and a note if it fails."""
+    if not math.isfinite(dmu):
+        dmu = 1.0
+    try:
+        return cls_upper_limit(model, data, aux, guess=max(dmu, 1e-3))
+    except Exception as exc:  # noqa: BLE001 - a limit failure must not lose the fit
+        notes.append(f"CLs upper limit failed: {type(exc).__name__}: {exc}")
+        log.warning("CLs upper limit failed: %s", exc)
+    return math.nan, [math.nan] * 5
+
+
 def _with_bounds(
     model: HistFactoryModel, index: int, bounds: tuple[float, float]
 ) -> HistFactoryModel:
@@ -179,4 +196,4 @@ def _with_bounds(
     return out
 
 
-__all__ = ["cls_upper_limit", "discovery_significance", "infinite_z0_bins"]
+__all__ = ["cls_upper_limit", "discovery_significance", "infinite_z0_bins", "upper_limit_or_nan"]
