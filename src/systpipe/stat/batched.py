@@ -412,6 +412,9 @@ def _newton(
             x[take], nll[take], grad[take], hess[take] = xt[ok], nt[ok], gt[ok], ht[ok]
             accepted[pending[ok]] = True
             pending = pending[~ok]
+            if _half >= 2:
+                # next to the minimum (see below) three halvings are enough to tell rounding
+                pending = pending[~((gmax[pending] < math.sqrt(tol)) & (dec[pending] < tol))]
             if not pending.size:
                 break
             t[pending] *= 0.5
