@@ -238,6 +238,27 @@ def test_profile_likelihood_coverage_of_frequentist_toys(smoke_runs):
     assert abs(row["coverage"] - 0.6827) < 2 * err, row.to_dict()
     assert set(coverage["method"]) == {"shift", "linear", "profile", "chi2"}
     assert set(coverage["mode"]) == {"frequentist", "challenge", "bootstrap"}
+    # every mode's profile coverage within 3 binomial sigma, no mode with failed toys above 1 %
+    for _, r in coverage[coverage["method"] == "profile"].iterrows():
+        err = np.sqrt(0.6827 * (1 - 0.6827) / r["n_toys"])
+        assert abs(r["coverage"] - 0.6827) < 3 * err and r["failure_rate"] < 0.01, r.to_dict()
+
+
+def test_chi2_and_profile_agree_with_identical_model_ingredients(smoke_runs):
+    """Same channels (control region), templates, nuisance parameters and MC statistics: the
+    covariance chi2 and the profile fit agree within 10 % in dmu_tot and 20 % per systematic
+    (those above 5 % of the total) at every working point."""
+    table = pd.read_csv(smoke_runs[0] / "tables" / "uncertainties.csv")
+    key = ["classifier", "working_point"]
+    prof = table[table["method"] == "profile"].set_index(key)
+    chi2 = table[table["method"] == "chi2"].set_index(key)
+    assert len(prof) == len(chi2) == 12
+    ratio = chi2["dmu_tot"] / prof["dmu_tot"]
+    assert ratio.between(0.9, 1.1).all(), ratio.to_dict()
+    for col in ["dmu_lumi", "dmu_sig", "dmu_bkg", "dmu_det", "dmu_mcstat"]:
+        big = prof[col] > 0.05 * prof["dmu_tot"]
+        r = (chi2[col] / prof[col])[big]
+        assert r.between(0.8, 1.2).all(), (col, r.to_dict())
 
 
 def test_dry_run_scatters_toys_over_jobs(tmp_path):
