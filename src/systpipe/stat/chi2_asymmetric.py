@@ -49,6 +49,22 @@ class AsymmetricShift:
     b_down: np.ndarray
 
 
+def is_linear(shift: AsymmetricShift, s: np.ndarray, b: np.ndarray, rtol: float = 1e-9) -> bool:
+    """True when the shift has no quadratic part (up + down = 2 nominal for the signal ``s``
+    and the background ``b``): then the profiled form is the covariance chi2 in closed form.
+
+    Example:
+        >>> n = np.array([10.0, 20.0])
+        >>> is_linear(AsymmetricShift(n, n, n * 1.1, n * 0.9), n, n), is_linear(AsymmetricShift(n, n, n * 1.1, n), n, n)
+        (True, False)
+    """
+    for nom, up, dn in ((s, shift.s_up, shift.s_down), (b, shift.b_up, shift.b_down)):
+        scale = float(np.max(np.abs(nom), initial=0.0))
+        if np.max(np.abs(up + dn - 2.0 * nom), initial=0.0) > rtol * max(scale, 1e-300):
+            return False
+    return True
+
+
 def _response(nominal: np.ndarray, up: np.ndarray, down: np.ndarray, theta: float) -> np.ndarray:
     """x(theta): pyhf's code4p interpolation (the histosys of the workspace)."""
     d = 0.5 * (up - down)
@@ -220,4 +236,4 @@ def asymmetric_breakdown(
     return full, out
 
 
-__all__ = ["AsymmetricChi2", "AsymmetricShift", "asymmetric_breakdown"]
+__all__ = ["AsymmetricChi2", "AsymmetricShift", "asymmetric_breakdown", "is_linear"]

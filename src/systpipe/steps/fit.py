@@ -264,10 +264,15 @@ def fit(
     correlation: str | Path,
     prefit: str | Path,
     postfit: str | Path,
+    nll_scan: str | Path | None = None,
     pdfs: Sequence[str | Path] = (),
 ) -> None:
-    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots."""
+    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots
+    (and the -2 Delta ln L(mu) scan, stat-only and total, when ``nll_scan`` is given)."""
+    from ..likelihood_scan import profile_scan
     from ..plots import fit as fit_plots
+    from ..plots import validation
+    from ..plots.labels import labels_from_settings
     from ..stat.fit import fit_result_to_dict, fit_workspace
 
     spec = json.loads(Path(workspace).read_text())
@@ -284,11 +289,21 @@ def fit(
     )
     io.write_json({**fit_result_to_dict(result), "binning": chosen}, fit)
     edges = chosen.get("model_edges") or chosen["bin_edges"]
-    fit_plots.plot_impacts(result, stem(impacts))
-    fit_plots.plot_pulls(result, stem(pulls))
-    fit_plots.plot_correlation(result, stem(correlation))
-    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges)
-    fit_plots.plot_distribution(spec, stem(postfit), result=result, bin_edges=edges)
+    labels = labels_from_settings(ctx.settings)  # defaults unless the rule declares `labels`
+    asimov = cfg["data"]["source"] != "file"
+    fit_plots.plot_impacts(result, stem(impacts), labels=labels)
+    fit_plots.plot_pulls(result, stem(pulls), labels=labels)
+    fit_plots.plot_correlation(result, stem(correlation), labels=labels)
+    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges, labels=labels, asimov=asimov)
+    fit_plots.plot_distribution(
+        spec, stem(postfit), result=result, bin_edges=edges, labels=labels, asimov=asimov
+    )
+    if nll_scan is not None:
+        scan = profile_scan(
+            spec, mu_hat=result.mu_hat, dmu_down=result.dmu_down, dmu_up=result.dmu_up
+        )
+        region = f"{labels.classifier(clf)}, SR score > {edges[0]:.3g}, {len(edges) - 1} bins"
+        validation.plot_nll_scan(scan, stem(nll_scan), labels=labels, text=region)
 
 
 def chi2_result(
@@ -305,7 +320,7 @@ def chi2_result(
     (sqrt of the bin's sum of squared weights, the staterror's Gaussian equivalent).
     mu-hat, Delta chi2 = 1 interval and breakdown."""
     from ..stat.chi2 import breakdown, fit_mu
-    from ..stat.chi2_asymmetric import AsymmetricShift, asymmetric_breakdown
+    from ..stat.chi2_asymmetric import AsymmetricShift, asymmetric_breakdown, is_linear
     from ..stat.methods import chi2_inputs
     from ..stat.workspace import MC_STAT
     from ..systematics import parse_systematics
@@ -323,6 +338,7 @@ def chi2_result(
         shifts[MC_STAT] = np.diag(np.sqrt(np.clip(sumw2, 0.0, None)))
     observed = np.concatenate([observed_counts(fit, t, data_scores) for t in parts])
     stat = chi2["stat"]
+    asym: dict[str, AsymmetricShift] = {}
     if chi2["shift_model"] == "asymmetric":
         if stat == "fitted":
             raise ConfigError(
@@ -345,6 +361,10 @@ def chi2_result(
             for x in parse_systematics(systematics)
             if not x.linearisable
         }
+        # symmetric templates (fit.templates.symmetrise, the default) have no quadratic part:
+        # their shifts are linear and the covariance form is the same chi2, in closed form
+        asym = {k: v for k, v in asym.items() if not is_linear(v, s, b)}
+    if asym:
         linear = {k: v for k, v in shifts.items() if k not in asym}
         variance = s + b if stat == "expected" else observed
         result, pieces = asymmetric_breakdown(observed, s, b, asym, linear, variance)
