@@ -264,15 +264,10 @@ def fit(
     correlation: str | Path,
     prefit: str | Path,
     postfit: str | Path,
-    nll_scan: str | Path | None = None,
     pdfs: Sequence[str | Path] = (),
 ) -> None:
-    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots
-    (and the -2 Delta ln L(mu) scan, stat-only and total, when ``nll_scan`` is given)."""
-    from ..likelihood_scan import profile_scan
+    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots."""
     from ..plots import fit as fit_plots
-    from ..plots import validation
-    from ..plots.labels import labels_from_settings
     from ..stat.fit import fit_result_to_dict, fit_workspace
 
     spec = json.loads(Path(workspace).read_text())
@@ -289,21 +284,11 @@ def fit(
     )
     io.write_json({**fit_result_to_dict(result), "binning": chosen}, fit)
     edges = chosen.get("model_edges") or chosen["bin_edges"]
-    labels = labels_from_settings(ctx.settings)  # defaults unless the rule declares `labels`
-    asimov = cfg["data"]["source"] != "file"
-    fit_plots.plot_impacts(result, stem(impacts), labels=labels)
-    fit_plots.plot_pulls(result, stem(pulls), labels=labels)
-    fit_plots.plot_correlation(result, stem(correlation), labels=labels)
-    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges, labels=labels, asimov=asimov)
-    fit_plots.plot_distribution(
-        spec, stem(postfit), result=result, bin_edges=edges, labels=labels, asimov=asimov
-    )
-    if nll_scan is not None:
-        scan = profile_scan(
-            spec, mu_hat=result.mu_hat, dmu_down=result.dmu_down, dmu_up=result.dmu_up
-        )
-        region = f"{labels.classifier(clf)}, SR score > {edges[0]:.3g}, {len(edges) - 1} bins"
-        validation.plot_nll_scan(scan, stem(nll_scan), labels=labels, text=region)
+    fit_plots.plot_impacts(result, stem(impacts))
+    fit_plots.plot_pulls(result, stem(pulls))
+    fit_plots.plot_correlation(result, stem(correlation))
+    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges)
+    fit_plots.plot_distribution(spec, stem(postfit), result=result, bin_edges=edges)
 
 
 def chi2_result(
@@ -313,19 +298,22 @@ def chi2_result(
     frames: Mapping[str, pd.DataFrame],
     edges: Sequence[float],
     data_scores: pd.DataFrame | None = None,
+    model: ModelTemplates | None = None,
 ) -> dict[str, Any]:
     """Covariance chi2 on the data of ``fit.data`` (Asimov by default) with the profile fit's
     model ingredients: the same channels (fit bins and control bins), the same post-processed
     templates and, with ``fit.mc_stat``, the MC statistics as one independent shift per bin
     (sqrt of the bin's sum of squared weights, the staterror's Gaussian equivalent).
-    mu-hat, Delta chi2 = 1 interval and breakdown."""
+    mu-hat, Delta chi2 = 1 interval and breakdown. ``model``: the templates of ``edges`` when
+    the caller has them already (:func:`workspace_for_edges` returns them)."""
     from ..stat.chi2 import breakdown, fit_mu
     from ..stat.chi2_asymmetric import AsymmetricShift, asymmetric_breakdown, is_linear
     from ..stat.methods import chi2_inputs
     from ..stat.workspace import MC_STAT
     from ..systematics import parse_systematics
 
-    model = model_templates(fit, systematics, frames, edges)
+    if model is None:
+        model = model_templates(fit, systematics, frames, edges)
     # the bins in the workspace's order: channel CR, then SR
     parts = [t for t in (model.control_region, model.signal_region) if t is not None]
     names = [x["name"] for x in systematics]
@@ -480,12 +468,14 @@ def methods(
         add(linear(row), wp, row, 1)
         # same model ingredients as the workspace (MC statistics included when configured),
         # so that every profile row of the table is comparable
-        spec, _ = workspace_for_edges(
+        spec, model = workspace_for_edges(
             fit_cfg, systematics, frames, edges, mc_stat=fit_cfg["mc_stat"], data_scores=observed
         )
         result = fit_workspace(spec, impacts=False, limits=False)
         add(stat_methods.profile_from_breakdown(result.mu_hat, result.breakdown, names), wp, row, 1)
-        record = chi2_result(settings["chi2"], fit_cfg, systematics, frames, edges, observed)
+        record = chi2_result(
+            settings["chi2"], fit_cfg, systematics, frames, edges, observed, model=model
+        )
         add(stat_methods.chi2_from_dict(record, names), wp, row, 1)
 
     row = _scan_row(scan_table, chosen["threshold"])
