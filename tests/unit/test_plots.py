@@ -7,6 +7,7 @@ import itertools
 import math
 from pathlib import Path
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
 import pandas as pd
@@ -250,7 +251,9 @@ def test_plot_lumi_projection_bad_inputs(tmp_path, scan):
 
 
 def test_doctests():
-    results = [doctest.testmod(module) for module in (style, scan_plots)]
+    from systpipe.plots import projection
+
+    results = [doctest.testmod(module) for module in (style, projection)]
     assert all(r.attempted >= 3 and r.failed == 0 for r in results)
 
 
@@ -265,3 +268,190 @@ def test_impacts_plot_of_a_fit_without_impacts_says_so(tmp_path):
     written = plot_impacts(result, tmp_path / "impacts")
     assert sorted(p.suffix for p in written) == [".pdf", ".png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+# --------------------------------------------------------------------------- figure contents
+# The figures are inspected as objects: each module's save_figure is replaced by a recorder.
+
+LUMI = "139 fb$^{-1}$"
+ENERGY = "√s = 13 TeV"
+
+
+def _record(monkeypatch, *modules):
+    figs = []
+
+    def fake_save(fig, out):
+        fig.draw_without_rendering()
+        figs.append(fig)
+        return []
+
+    for module in modules:
+        monkeypatch.setattr(module, "save_figure", fake_save)
+    return figs
+
+
+def _texts(fig) -> list[str]:
+    import matplotlib.text
+
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def _legend(fig) -> list[str]:
+    out = []
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            out += [t.get_text() for t in leg.get_texts()]
+    return out
+
+
+def _check_labels(fig, *, simulation: bool = True) -> None:
+    texts = _texts(fig)
+    assert any(LUMI in t and ENERGY in t for t in texts), texts
+    assert ("Simulation" in texts) is simulation
+    assert any(t == "systpipe" for t in texts)
+    raw = ("ggH_WW", "dmu_tot", "staterror_", "det_up", "det_down", "Ztautau")
+    assert not [t for t in texts if any(r in t for r in raw)]  # readable names only
+
+
+@pytest.fixture(scope="module")
+def fit_result():
+    from conftest import simple_spec
+    from systpipe.stat.fit import fit_workspace
+
+    return simple_spec(), fit_workspace(simple_spec(), impacts=True, limits=False)
+
+
+def test_scan_figures_have_labels_units_and_readable_names(monkeypatch, tmp_path, scan, scores):
+    from systpipe.plots import projection
+
+    figs = _record(monkeypatch, scan_plots, projection)
+    wps = _working_points(scan)
+    scan_plots.plot_ams({"hgb": scan, "xgb": scan}, tmp_path / "a")
+    scan_plots.plot_dmu_breakdown(scan, wps, SYSTS, tmp_path / "b", title="HGB")
+    scan_plots.plot_score_variations(scores, ["det_up", "det_down"], tmp_path / "c")
+    scan_plots.plot_roc({"hgb": scores["nominal"]}, tmp_path / "d")
+    scan_plots.plot_lumi_projection(scan.iloc[wps["min_dmu_tot"]], SYSTS, tmp_path / "e")
+    ams_fig, breakdown, variations, roc, lumi = figs
+    for fig in figs:
+        _check_labels(fig)
+    ams_ax = ams_fig.axes[0]
+    assert ams_ax.get_ylabel() == r"AMS, statistical only [$\sigma$]"
+    assert ams_ax.get_xscale() == "logit"  # the selected region near 1 is resolved
+    assert any(t.startswith("HGB (max ") for t in _legend(ams_fig))
+    assert {"Luminosity", "Signal normalisation", "Detector energy scale"} <= set(
+        _legend(breakdown)
+    )
+    assert breakdown.axes[0].get_xscale() == "logit"
+    legend = _legend(variations)
+    assert "Detector energy scale up" in legend and "Detector energy scale down" in legend
+    colours = {
+        line.get_label(): matplotlib.colors.to_hex(line.get_edgecolor())
+        for line in variations.axes[0].patches
+        if line.get_label().startswith("Detector")
+    }
+    assert colours == {
+        "Detector energy scale up": style.UP_COLOR,
+        "Detector energy scale down": style.DOWN_COLOR,
+    }
+    assert any(t.startswith("HGB (AUC = ") for t in _legend(roc))
+    assert "139 fb$^{-1}$" in lumi.axes[0].get_xlabel()  # L0 with its unit
+
+
+def test_fit_figures_show_asimov_data_mu_hat_and_signal_colour(monkeypatch, tmp_path, fit_result):
+    from systpipe.plots import fit as fit_plots
+    from systpipe.plots.labels import PlotLabels
+
+    spec, result = fit_result
+    figs = _record(monkeypatch, fit_plots)
+    labels = PlotLabels(processes={"signal": "My signal"}, signal_color="#00ff00")
+    edges = [0.5, 0.7, 0.85, 1.0]
+    fit_plots.plot_distribution(spec, tmp_path / "pre", bin_edges=edges, labels=labels)
+    fit_plots.plot_distribution(
+        spec, tmp_path / "post", result=result, bin_edges=edges, labels=labels
+    )
+    fit_plots.plot_impacts(result, tmp_path / "imp")
+    fit_plots.plot_pulls(result, tmp_path / "pulls")
+    fit_plots.plot_correlation(result, tmp_path / "corr", min_abs=0.0)
+    pre, post, impacts, pulls, corr = figs
+    for fig in (pre, post, pulls, corr, impacts):
+        _check_labels(fig)
+    assert "Asimov data" in _legend(pre) and "Data" not in _legend(pre)
+    assert "My signal" in _legend(pre) and "My signal ($\\times\\hat{\\mu}$)" in _legend(post)
+    signal = [p for p in pre.axes[0].patches if p.get_label() == "My signal"]
+    assert matplotlib.colors.to_hex(signal[0].get_facecolor()) == "#00ff00"
+    mu = fit_plots.mu_text(result)
+    assert mu.startswith("$\\hat{\\mu}$ = 1.00$^{+")
+    assert any(mu in t for t in _texts(post)) and any(mu in t for t in _texts(impacts))
+    assert any("Pre-fit, SR, score > 0.5" in t for t in _texts(pre))
+    assert pre.axes[1].get_ylabel() == "Asimov / pred."
+    assert "Detector energy scale" in [t.get_text() for t in pulls.axes[0].get_yticklabels()]
+    assert pre.axes[0].get_ylabel() == "Events / bin"
+
+
+def test_validation_figures(monkeypatch, tmp_path, fit_result, scan, scores):
+    from systpipe.likelihood_scan import crossings, profile_scan
+    from systpipe.plots import validation
+
+    figs = _record(monkeypatch, validation)
+    spec, result = fit_result
+    nll = profile_scan(spec, mu_hat=result.mu_hat, dmu_down=result.dmu_down, dmu_up=result.dmu_up)
+    total = nll.dropna(subset=["total"])
+    lo, hi = crossings(total["mu"].to_numpy(), total["total"].to_numpy(), 1.0)
+    # the scan's 1 sigma crossings are the MINOS interval to the scan's interpolation precision
+    assert lo == pytest.approx(result.mu_hat - result.dmu_down, abs=2e-3)
+    assert hi == pytest.approx(result.mu_hat + result.dmu_up, abs=2e-3)
+    stat_lo, stat_hi = crossings(nll["mu"].to_numpy(), nll["stat"].to_numpy(), 1.0)
+    assert 0 < stat_hi - stat_lo < hi - lo
+    validation.plot_nll_scan(nll, tmp_path / "nll", text="HGB, SR")
+    coverage = pd.DataFrame({"mode": ["frequentist"] * 2, "method": ["profile", "shift"],
+                             "coverage": [0.70, 1.0], "coverage_err": [0.014, 0.0]})  # fmt: skip
+    validation.plot_coverage(coverage, tmp_path / "cov")
+    validation.plot_significance({"hgb": scan.assign(z_asimov=scan["ams"] / 3)}, tmp_path / "z",
+                                 fit_z0={"hgb": (0.8, 4.0)})  # fmt: skip
+    nominal = scores["nominal"]
+    validation.plot_mc_counts(nominal, [0.5, 0.75, 1.0], tmp_path / "mc", signal=["sig"])
+    pvalues = validation.plot_overtraining(
+        nominal, scores["det_up"], tmp_path / "ot", classifier="hgb"
+    )
+    nll_fig, cov_fig, z_fig, mc_fig, ot_fig = figs
+    for fig in figs:
+        _check_labels(fig)
+    assert nll_fig.axes[0].get_ylabel() == r"$-2\,\Delta\ln L(\mu)$"
+    legend = _legend(nll_fig)
+    assert legend[0].startswith("Total (stat. + syst.): $\\mu$ = 1.00$^{+")
+    assert legend[1].startswith("Statistical only")
+    nominal_line = [ln for ln in cov_fig.axes[0].lines if ln.get_label() == "nominal 0.6827"]
+    assert nominal_line and nominal_line[0].get_ydata()[0] == pytest.approx(0.6827)
+    assert cov_fig.axes[0].get_ylabel() == "Coverage of the 68.27 % interval"
+    assert [t.get_text() for t in cov_fig.axes[0].get_xticklabels()] == ["shift", "profile"]
+    assert z_fig.axes[0].get_ylabel().endswith(r"[$\sigma$]")
+    assert "profile fit: expected $Z_0$ (binned, all systematics)" in _legend(z_fig)
+    assert {"raw MC events", r"effective $N_{\mathrm{eff}}$", "20 events"} <= set(_legend(mc_fig))
+    # the det_up frame is the nominal with scores scaled by 1.02: the KS test sees the shift
+    assert pvalues["signal"] < 0.05 and 0.0 <= pvalues["background"] <= 1.0
+    assert any(f"KS p = {pvalues['signal']:.3g}" in t for t in _legend(ot_fig))
+
+
+def test_mc_counts_effective_counts_are_the_kish_formula():
+    from systpipe.plots.validation import mc_counts
+
+    df = pd.DataFrame({"process": ["a"] * 4 + ["b"], "weight": [1.0, 1.0, 2.0, 4.0, 3.0],
+                       "score": [0.6, 0.6, 0.7, 0.2, 0.9]})  # fmt: skip
+    out = mc_counts(df, [0.0, 0.5, 1.0])
+    assert out["a"][0].tolist() == [1.0, 3.0]
+    assert out["a"][1].tolist() == pytest.approx([1.0, 16.0 / 6.0])
+    assert out["b"][0].tolist() == [0.0, 1.0]
+
+
+def test_labels_from_settings_resolve_the_luminosity():
+    from systpipe.plots.labels import labels_from_settings
+
+    settings = {"labels": {"luminosity_fb": None, "processes": {"WW": "di-boson"}},
+                "input": {"source": "files"}, "files": {"luminosity_fb": 36.1}}  # fmt: skip
+    lab = labels_from_settings(settings)
+    assert lab.rlabel == "√s = 13 TeV, 36.1 fb$^{-1}$"
+    assert lab.process("WW") == "di-boson" and lab.process("ttbar") == r"$t\bar{t}$"
+    assert lab.parameter("staterror_CR[0]") == "MC stat. CR bin 1"
+    no_lumi = labels_from_settings({"labels": {}, "input": {"source": "files"}, "files": {}})
+    assert no_lumi.luminosity_fb is None and no_lumi.rlabel == "√s = 13 TeV"

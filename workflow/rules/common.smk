@@ -189,7 +189,9 @@ STUDY_PLOTS = ["sigma_mu_vs_alpha", "sigma_mu_vs_fraction", "sigma_mu_vs_n"]
 
 
 def final_outputs():
+    # the report pages, the new figures and the HEPData submission included
     return [
+        *report_outputs(),
         "results/tables/uncertainties.parquet",
         *expand("results/plots/{plot}.{ext}", plot=SUMMARY_PLOTS, ext=["png", "pdf"]),
         *expand(
@@ -223,3 +225,125 @@ def ingest_input_files(wildcards):
     from systpipe.ingest import input_files
 
     return input_files(config.get("files"), config["systematics"])
+
+
+# --------------------------------------------------------------------------- the report
+# Its structure (categories in reading order; the report app sorts them by name, hence the
+# numbers), the input functions of the report pages and the figures, and the default target's
+# report outputs (docs/report.md).
+import sys
+
+CAT_SUMMARY = "1 Summary"
+CAT_TABLES = "2 Tables"
+CAT_FIT = "3 Fit"
+CAT_CLASSIFIERS = "4 Classifiers"
+CAT_STUDIES = "5 Studies"
+CAT_PROVENANCE = "6 Provenance"
+REPORT_TABLES = ["compact", "fit", "methods", "breakdown", "yields", "coverage"]
+REPORT_TABLE_TITLES = {
+    "compact": "compact uncertainty table (summary)",
+    "fit": "fit results: mu-hat, Z0, CLs limit",
+    "methods": "methods compared, with coverage",
+    "breakdown": "profile-fit uncertainty breakdown",
+    "yields": "yields with raw and effective MC counts",
+    "coverage": "coverage per method and toy mode",
+}
+STUDY_TITLES = {
+    "sigma_mu_vs_alpha": "sigma_mu vs luminosity scale",
+    "sigma_mu_vs_fraction": "sigma_mu vs signal fraction",
+    "sigma_mu_vs_n": "sigma_mu vs sample size",
+}
+
+
+def get_summary_fit_inputs(wildcards):
+    # the fit's expected Z0 on the significance plot
+    if not FIT_ENABLED:
+        return {}
+    return {f"fit__{c}": f"results/fit/{c}/fit.json" for c in CLASSIFIERS}
+
+
+def get_classifier_plot_inputs(wildcards):
+    # the fit binning of the MC-count plot (10 bins above the max-AMS cut without the fit)
+    if not FIT_ENABLED:
+        return {}
+    return {"binning": f"results/fit/{wildcards.clf}/binning.json"}
+
+
+def get_report_inputs(wildcards):
+    inputs = {
+        "table": "results/tables/uncertainties.parquet",
+        "diagnostics": "results/diagnostics.json",
+        "provenance": "results/provenance.json",
+    }
+    inputs |= {
+        f"score__{c}": f"results/scores/{c}/nominal.parquet" for c in CLASSIFIERS
+    }
+    if FIT_ENABLED:
+        inputs |= {f"fit__{c}": f"results/fit/{c}/fit.json" for c in CLASSIFIERS}
+        inputs |= {
+            f"binning__{c}": f"results/fit/{c}/binning.json" for c in CLASSIFIERS
+        }
+        inputs |= {
+            f"coverage__{c}": f"results/fit/{c}/coverage.parquet"
+            for c in TOY_CLASSIFIERS
+        }
+    return inputs
+
+
+def get_hepdata_inputs(wildcards):
+    inputs = {"table": "results/tables/uncertainties.parquet"}
+    if FIT_ENABLED:
+        inputs |= {f"fit__{c}": f"results/fit/{c}/fit.json" for c in CLASSIFIERS}
+        inputs |= {
+            f"workspace__{c}": f"results/fit/{c}/workspace.json" for c in CLASSIFIERS
+        }
+        inputs |= {
+            f"coverage__{c}": f"results/fit/{c}/coverage.parquet"
+            for c in TOY_CLASSIFIERS
+        }
+    return inputs
+
+
+def report_outputs():
+    plots = ["mc_counts", "overtraining"]
+    return [
+        "results/report/summary.html",
+        "results/hepdata/submission.tar.gz",
+        "results/plots/significance.png",
+        *expand("results/plots/{clf}/{plot}.png", clf=CLASSIFIERS, plot=plots),
+        *(
+            expand("results/fit/{clf}/nll_scan.png", clf=CLASSIFIERS)
+            + expand("results/fit/{clf}/coverage.png", clf=TOY_CLASSIFIERS)
+            if FIT_ENABLED
+            else []
+        ),
+    ]
+
+
+def _report_archive_argument(argv):
+    # the path of `--report X.zip` / `--report=X.zip` on the command line, else None
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if arg == "--report" and i + 1 < len(argv) else None
+        value = arg.split("=", 1)[1] if arg.startswith("--report=") else value
+        if value and value.endswith(".zip"):
+            return value
+    return None
+
+
+def _normalise_report_archive():
+    # Snakemake stores report.html in report.zip with mode 0600 (ZipFile.writestr), so the
+    # unzipped report is owner-only; once it has written the archive, give every member the
+    # mode the umask gives new files (0644 under 022). Same as `python -m systpipe.report_zip`.
+    import os
+
+    from systpipe.report_zip import normalise_modes
+
+    archive = _report_archive_argument(sys.argv)
+    if archive and os.path.isfile(archive):
+        normalise_modes(archive)
+
+
+if _report_archive_argument(sys.argv):
+    import atexit
+
+    atexit.register(_normalise_report_archive)

@@ -28,39 +28,55 @@ rule fit:
         impacts=report(
             "results/fit/{clf}/impacts.png",
             caption="../report/impacts.rst",
-            category="{clf}",
-            subcategory="Profile-likelihood fit",
+            category=CAT_FIT,
+            subcategory="{clf}",
             labels={"classifier": "{clf}", "plot": "impacts"},
         ),
         pulls=report(
             "results/fit/{clf}/pulls.png",
             caption="../report/pulls.rst",
-            category="{clf}",
-            subcategory="Profile-likelihood fit",
+            category=CAT_FIT,
+            subcategory="{clf}",
             labels={"classifier": "{clf}", "plot": "pulls"},
         ),
         correlation=report(
             "results/fit/{clf}/correlation.png",
             caption="../report/correlation.rst",
-            category="{clf}",
-            subcategory="Profile-likelihood fit",
+            category=CAT_FIT,
+            subcategory="{clf}",
             labels={"classifier": "{clf}", "plot": "correlation matrix"},
         ),
         prefit=report(
             "results/fit/{clf}/prefit.png",
-            caption="../report/distribution.rst",
-            category="{clf}",
-            subcategory="Profile-likelihood fit",
+            caption="../report/prefit.rst",
+            category=CAT_FIT,
+            subcategory="{clf}",
             labels={"classifier": "{clf}", "plot": "pre-fit distribution"},
         ),
         postfit=report(
             "results/fit/{clf}/postfit.png",
-            caption="../report/distribution.rst",
-            category="{clf}",
-            subcategory="Profile-likelihood fit",
+            caption="../report/postfit.rst",
+            category=CAT_FIT,
+            subcategory="{clf}",
             labels={"classifier": "{clf}", "plot": "post-fit distribution"},
         ),
-        pdfs=expand("results/fit/{{clf}}/{plot}.pdf", plot=FIT_PLOTS),
+        nll_scan=report(
+            "results/fit/{clf}/nll_scan.png",
+            caption="../report/nll_scan.rst",
+            category=CAT_FIT,
+            subcategory="{clf}",
+            labels={"classifier": "{clf}", "plot": "likelihood scan"},
+        ),
+        pdfs=[
+            report(
+                f"results/fit/{{clf}}/{plot}.pdf",
+                caption="../report/vector.rst",
+                category=CAT_FIT,
+                subcategory="{clf}",
+                labels={"classifier": "{clf}", "plot": f"{plot} (PDF)"},
+            )
+            for plot in [*FIT_PLOTS, "nll_scan"]
+        ],
     log:
         "results/logs/fit/{clf}/fit.log",
     conda:

@@ -7,23 +7,46 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import mplhep
 import numpy as np
 from matplotlib.patches import Patch
 
 from ..errors import DataContractError
 from ..stat.fit import FitResult
 from ..stat.likelihood import HistFactoryModel
-from .style import COLORS, OutPath, add_label, figure_style, new_figure, save_figure, tex_escape
+from .labels import DEFAULT_LABELS, PlotLabels
+from .style import (
+    BACKGROUND_COLORS,
+    DOWN_COLOR,
+    UP_COLOR,
+    OutPath,
+    add_label,
+    figure_style,
+    new_figure,
+    save_figure,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _label(name: str) -> str:
-    return tex_escape(name)
+def mu_text(result: FitResult) -> str:
+    """'$\\hat{\\mu}$ = 1.00 $^{+0.19}_{-0.21}$' (MINOS interval) for the fit plots.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> print(mu_text(SimpleNamespace(mu_hat=1.0, dmu_up=0.1894, dmu_down=0.2067)))
+        $\\hat{\\mu}$ = 1.00$^{+0.19}_{-0.21}$
+    """
+    return rf"$\hat{{\mu}}$ = {result.mu_hat:.2f}$^{{+{result.dmu_up:.2f}}}_{{-{result.dmu_down:.2f}}}$"
 
 
 def plot_impacts(
-    result: FitResult, out: OutPath, *, top_n: int = 20, rlabel: str | None = None
+    result: FitResult,
+    out: OutPath,
+    *,
+    top_n: int = 20,
+    rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
     """Ranking plot: pre-/post-fit impacts on mu (bottom axis) and pulls (top axis), largest first.
 
@@ -49,17 +72,17 @@ def plot_impacts(
     with figure_style():
         fig, axes = new_figure(figsize=(8.0, 1.6 + 0.38 * len(imp)))
         ax = axes[0, 0]
-        ax.barh(y, imp["pre_up"], height=0.7, fill=False, edgecolor=COLORS[0], lw=1.2)
-        ax.barh(y, imp["pre_down"], height=0.7, fill=False, edgecolor=COLORS[1], lw=1.2)
-        ax.barh(y, imp["post_up"], height=0.7, color=COLORS[0], alpha=0.7)
-        ax.barh(y, imp["post_down"], height=0.7, color=COLORS[1], alpha=0.7)
+        ax.barh(y, imp["pre_up"], height=0.7, fill=False, edgecolor=UP_COLOR, lw=1.2)
+        ax.barh(y, imp["pre_down"], height=0.7, fill=False, edgecolor=DOWN_COLOR, lw=1.2)
+        ax.barh(y, imp["post_up"], height=0.7, color=UP_COLOR, alpha=0.6)
+        ax.barh(y, imp["post_down"], height=0.7, color=DOWN_COLOR, alpha=0.6)
         ax.axvline(0.0, color="black", lw=0.8)
         lim = 1.15 * float(
             np.nanmax(np.abs(imp[["pre_up", "pre_down", "post_up", "post_down"]].to_numpy()))
         )
         ax.set_xlim(-max(lim, 1e-6), max(lim, 1e-6))
-        ax.set_yticks(y, [_label(p) for p in imp["parameter"]])
-        ax.set_ylim(-0.7, len(imp) - 0.3 + 1.2)
+        ax.set_yticks(y, [labels.parameter(p) for p in imp["parameter"]])
+        ax.set_ylim(-0.7, len(imp) - 0.3 + 3.4)
         ax.set_xlabel(r"Impact on $\hat{\mu}$: $\Delta\hat{\mu}$")
         top = ax.twiny()
         vals = np.array(
@@ -70,32 +93,39 @@ def plot_impacts(
         )
         top.errorbar(vals, y, xerr=errs, fmt="o", color="black", ms=4, lw=1.2)
         top.set_xlim(-2.0, 2.0)
-        top.axvline(-1.0, color="grey", ls=":", lw=0.8)
-        top.axvline(1.0, color="grey", ls=":", lw=0.8)
+        top.set_xticks([-2.0, -1.0, 0.0, 1.0, 2.0])
         top.set_xlabel(r"Pull $(\hat{\theta} - \theta_0)/\Delta\theta$")
         handles = [
-            Patch(facecolor="none", edgecolor=COLORS[0], label=r"pre-fit $+1\sigma$"),
-            Patch(facecolor="none", edgecolor=COLORS[1], label=r"pre-fit $-1\sigma$"),
-            Patch(facecolor=COLORS[0], alpha=0.7, label=r"post-fit $+1\sigma$"),
-            Patch(facecolor=COLORS[1], alpha=0.7, label=r"post-fit $-1\sigma$"),
+            Patch(facecolor="none", edgecolor=UP_COLOR, label=r"pre-fit $+1\sigma$"),
+            Patch(facecolor="none", edgecolor=DOWN_COLOR, label=r"pre-fit $-1\sigma$"),
+            Patch(facecolor=UP_COLOR, alpha=0.6, label=r"post-fit $+1\sigma$"),
+            Patch(facecolor=DOWN_COLOR, alpha=0.6, label=r"post-fit $-1\sigma$"),
         ]
         ax.legend(handles=handles, loc="upper right", ncols=2, fontsize="x-small")
-        # the experiment label would collide with the pull axis on top: title-free figure,
-        # rlabel (if any) goes into the lower right corner
-        if rlabel:
-            ax.text(
-                0.98,
-                0.02,
-                rlabel,
-                transform=ax.transAxes,
-                ha="right",
-                va="bottom",
-                fontsize="small",
-            )
+        # the pull axis sits on top: the experiment label goes inside the headroom, top left
+        _inside_label(ax, labels, [rlabel or labels.rlabel, mu_text(result)])
         return save_figure(fig, out)
 
 
-def plot_pulls(result: FitResult, out: OutPath, *, rlabel: str | None = None) -> list[Path]:
+def _inside_label(ax: Any, labels: PlotLabels, lines: Sequence[str]) -> None:
+    """Experiment label and text lines inside the axes' top left corner (for figures whose
+    top edge carries a second axis)."""
+    fig = ax.get_figure()
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+    mplhep.label.exp_label(exp=labels.experiment, data=False, ax=ax, rlabel="", loc=1)
+    ax.text(0.03, 0.91, "\n".join(lines), transform=ax.transAxes, ha="left", va="top",
+            fontsize="small", gid="energy_lumi_label")  # fmt: skip
+
+
+def plot_pulls(
+    result: FitResult,
+    out: OutPath,
+    *,
+    rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
+) -> list[Path]:
     """Pulls (theta_hat - theta_0)/sigma_prefit with post-fit errors, +/-1 and +/-2 bands."""
     pulls = result.pulls
     if pulls is None or pulls.empty:
@@ -108,27 +138,33 @@ def plot_pulls(result: FitResult, out: OutPath, *, rlabel: str | None = None) ->
         ax.axvspan(-1, 1, color="#77c66e", alpha=0.6, lw=0)
         ax.errorbar(pulls["pull"], y, xerr=pulls["constraint"], fmt="o", color="black", ms=4)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [_label(p) for p in pulls["parameter"]])
+        ax.set_yticks(y, [labels.parameter(p) for p in pulls["parameter"]])
         ax.set_xlim(-3, 3)
         ax.set_ylim(-0.7, len(pulls) - 0.3 + 1.0)
-        ax.set_xlabel(r"$(\hat{\theta} - \theta_0)/\Delta\theta$")
-        add_label(ax, rlabel)
+        ax.set_xlabel(r"Pull $(\hat{\theta} - \theta_0)/\Delta\theta$")
+        add_label(ax, rlabel, labels=labels)
         return save_figure(fig, out)
 
 
 def plot_correlation(
-    result: FitResult, out: OutPath, *, min_abs: float = 0.0, rlabel: str | None = None
+    result: FitResult,
+    out: OutPath,
+    *,
+    min_abs: float = 0.2,
+    rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
     """Correlation matrix of the free parameters (Hesse); parameters whose largest
-    off-diagonal |rho| is below ``min_abs`` are left out."""
+    off-diagonal |rho| is below ``min_abs`` are left out (TRExFitter's 0.2 by default; the
+    POI is always kept)."""
     corr = np.asarray(result.correlation, dtype=float)
     names = list(result.correlation_names)
     if corr.size == 0:
         raise DataContractError("plot_correlation: the fit result has no correlation matrix")
     off = np.abs(corr - np.diag(np.diag(corr)))
-    keep = (
-        np.flatnonzero(np.nanmax(off, axis=1) >= min_abs) if min_abs > 0 else np.arange(len(names))
-    )
+    poi = [i for i, n in enumerate(names) if n == result.poi]
+    large = [int(i) for i in np.flatnonzero(np.nanmax(off, axis=1) >= min_abs)]
+    keep = np.arange(len(names)) if min_abs <= 0 else np.array(sorted({*poi, *large}), dtype=int)
     corr = corr[np.ix_(keep, keep)]
     names = [names[i] for i in keep]
     size = 2.5 + 0.4 * len(names)
@@ -136,8 +172,8 @@ def plot_correlation(
         fig, axes = new_figure(figsize=(size + 1.0, size))
         ax = axes[0, 0]
         im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
-        ax.set_xticks(range(len(names)), [_label(n) for n in names], rotation=90)
-        ax.set_yticks(range(len(names)), [_label(n) for n in names])
+        ax.set_xticks(range(len(names)), [labels.parameter(n) for n in names], rotation=90)
+        ax.set_yticks(range(len(names)), [labels.parameter(n) for n in names])
         ax.minorticks_off()
         ax.tick_params(which="both", length=0)  # tick marks would cross the cell labels
         if len(names) <= 20:
@@ -155,7 +191,8 @@ def plot_correlation(
                         )
         cbar = fig.colorbar(im, ax=ax, shrink=0.8)
         cbar.set_label(r"Correlation coefficient $\rho$")
-        ax.set_title("Post-fit correlations", fontsize="medium")
+        pruned = f", |$\\rho$| > {min_abs:g} shown" if min_abs > 0 else ""
+        add_label(ax, rlabel or f"{labels.rlabel}{pruned}", labels=labels)
         return save_figure(fig, out)
 
 
@@ -197,13 +234,19 @@ def plot_distribution(
     result: FitResult | None = None,
     bin_edges: Sequence[float] | np.ndarray | None = None,
     rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
+    asimov: bool | None = None,
 ) -> list[Path]:
     """Stacked score distribution per sample with the data and the uncertainty band.
 
-    Pre-fit when ``result`` is None, post-fit otherwise; lower panel data / prediction.
+    Pre-fit when ``result`` is None, post-fit (with mu-hat) otherwise; lower panel data /
+    prediction. The data points are labelled "Asimov data" when ``asimov`` (None: when the
+    data are the nominal expectation).
     """
     rows, total, sigma, model = yield_bands(spec, result)
     data = model.observed
+    if asimov is None:
+        asimov = model.is_asimov(model.nominal_pars, data, model.aux_nominal)
     n_bins = model.n_bins
     edges = (
         np.arange(n_bins + 1, dtype=float)
@@ -213,29 +256,29 @@ def plot_distribution(
     if edges.size != n_bins + 1:
         raise DataContractError(f"plot_distribution: {edges.size} edges for {n_bins} bins")
     centres = 0.5 * (edges[1:] + edges[:-1])
-    # backgrounds at the bottom of the stack, signal on top
-    order = sorted(
-        range(len(model.rows)), key=lambda r: (bool(model.signal_rows[r]), model.rows[r][1])
-    )
+    # one entry per sample (its rows in the control and signal channels summed: they fill
+    # different bins); backgrounds at the bottom of the stack, signal on top
+    samples: dict[str, tuple[bool, np.ndarray]] = {}
+    for r, (_, name) in enumerate(model.rows):
+        sig, content = samples.get(name, (False, np.zeros(n_bins)))
+        samples[name] = (sig or bool(model.signal_rows[r]), content + rows[r])
+    order = sorted(samples, key=lambda n: (samples[n][0], n))
     with figure_style():
         fig, axes = new_figure(
             2, 1, figsize=(8.0, 7.0), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
         )
         ax, rax = axes[0, 0], axes[1, 0]
         bottom = np.zeros(n_bins)
-        for k, r in enumerate(order):
-            label = _label(model.rows[r][1]) + (
-                r" ($\times\hat{\mu}$)" if result is not None and model.signal_rows[r] else ""
+        n_bkg = 0
+        for name in order:
+            signal, content = samples[name]
+            color = labels.signal_color if signal else BACKGROUND_COLORS[n_bkg % 7]
+            n_bkg += 0 if signal else 1
+            label = labels.process(name) + (
+                r" ($\times\hat{\mu}$)" if result is not None and signal else ""
             )
-            ax.stairs(
-                bottom + rows[r],
-                edges,
-                baseline=bottom,
-                fill=True,
-                color=COLORS[k % len(COLORS)],
-                label=label,
-            )
-            bottom = bottom + rows[r]
+            ax.stairs(bottom + content, edges, baseline=bottom, fill=True, color=color, label=label)
+            bottom = bottom + content
         ax.stairs(
             total + sigma,
             edges,
@@ -254,13 +297,19 @@ def plot_distribution(
             fmt="o",
             color="black",
             ms=4,
-            label="Data",
+            label="Asimov data" if asimov else "Data",
         )
         ax.set_ylabel("Events / bin")
         # plain tick labels: an offset text ("x10^4") would sit under the experiment label
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-4, 7), useOffset=False)
-        ax.set_ylim(0, 1.45 * float(max(np.max(total + sigma), np.max(data))))
-        ax.legend(loc="upper right", ncols=2, fontsize="x-small")
+        top = 1.45 * float(max(np.max(total + sigma), np.max(data)))
+        positive = total[total > 0]
+        if positive.size and top / float(positive.min()) > 100.0:
+            # a control bin next to the signal region: log scale, so that both are visible
+            ax.set_yscale("log")
+            ax.set_ylim(float(positive.min()) / 3.0, top * (top / float(positive.min())) ** 0.5)
+        else:
+            ax.set_ylim(0, top)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = sigma / total
             ratio = data / total
@@ -277,13 +326,18 @@ def plot_distribution(
         )
         rax.errorbar(centres, ratio, yerr=rerr, fmt="o", color="black", ms=4)
         rax.axhline(1.0, color="black", lw=0.8)
-        rax.set_ylim(0.5, 1.5)
-        rax.set_ylabel("Data / pred.")
+        finite = np.isfinite(rel) & np.isfinite(ratio)
+        dev = np.r_[rel[finite], np.abs(ratio[finite] - 1) + np.nan_to_num(rerr[finite])]
+        half = min(max(1.6 * float(dev.max()) if dev.size else 0.0, 0.02), 0.5)
+        rax.set_ylim(1 - half, 1 + half)
+        rax.set_ylabel("Asimov / pred." if asimov else "Data / pred.")
         rax.set_xlabel("Classifier score" if bin_edges is not None else "Bin index")
-        ax.set_title(
-            "Post-fit" if result is not None else "Pre-fit", fontsize="medium", loc="right"
-        )
-        add_label(ax, rlabel)
+        stage = "Post-fit" if result is not None else "Pre-fit"
+        region = "CR + SR" if len(model.channel_slices) > 1 else "SR"
+        region += f", score > {edges[0]:.3g}" if bin_edges is not None else ""
+        extra = [f"{stage}, {region}"] + ([mu_text(result)] if result is not None else [])
+        ax.legend(loc="upper right", ncols=2, fontsize="x-small")
+        add_label(ax, rlabel, labels=labels, data=not asimov, text="\n".join(extra))
         return save_figure(fig, out)
 
 

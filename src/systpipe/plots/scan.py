@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,16 +14,27 @@ from matplotlib.patches import Patch
 
 from ..errors import ConfigError, DataContractError
 from ..metrics import weighted_roc
+from .labels import DEFAULT_LABELS, PlotLabels
+from .projection import (
+    LumiProjection,
+    luminosity_crossover,
+    plot_lumi_projection,
+    project_with_luminosity,
+)
 from .style import (
     COLORS,
+    DOWN_COLOR,
+    UP_COLOR,
     OutPath,
     add_label,
     figure_style,
+    logit_axis,
     new_figure,
     require,
     save_figure,
-    tex_escape,
 )
+
+THRESHOLD_LABEL = "Classifier score threshold $t$ (selection: score > $t$; logit scale)"
 
 # Curves with more points than this are thinned for drawing only (PDF size); numbers such as
 # the AUC always use the full curve.
@@ -70,8 +80,9 @@ def plot_ams(
     higgsml: bool = True,
     working_points: Mapping[str, Mapping[str, int]] | None = None,
     rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
-    """AMS vs score threshold for every classifier, each maximum marked.
+    """AMS vs score threshold (logit axis) for every classifier, each maximum marked.
 
     Args:
         scans: classifier name -> scan table (columns threshold, ams, optionally ams_higgsml
@@ -80,7 +91,8 @@ def plot_ams(
         higgsml: also draw the HiggsML AMS (b_reg added to B) dashed in the same colour.
         working_points: classifier -> {"max_ams": row position}; by default the maximum is
             taken over valid rows (the scan's minimum-yield condition).
-        rlabel: text at the top right (e.g. luminosity).
+        rlabel: text at the top right (default: sqrt(s) and luminosity of ``labels``).
+        labels: readable names, sqrt(s) and luminosity.
 
     Returns:
         The written paths.
@@ -103,7 +115,7 @@ def plot_ams(
                 best = int(np.flatnonzero(valid)[np.nanargmax(ams[valid])])
             else:
                 best = None
-            label = tex_escape(name)
+            label = labels.classifier(name)
             if best is not None:
                 label += f" (max {ams[best]:.3g} at $t$ = {thr[best]:.3g})"
             ax.plot(thr, ams, color=color, lw=2, label=label)
@@ -113,18 +125,19 @@ def plot_ams(
                 ax.plot(
                     thr[best], ams[best], marker="*", ms=16, color=color, mec="black", ls="none"
                 )
-        handles, labels = ax.get_legend_handles_labels()
+        handles, texts = ax.get_legend_handles_labels()
         if higgsml:
             handles.append(Line2D([], [], color="grey", ls="--", lw=1.5))
-            labels.append(r"dashed: HiggsML AMS ($b_{\mathrm{reg}}$ = 10)")
+            texts.append(r"dashed: HiggsML AMS ($b_{\mathrm{reg}}$ = 10)")
         handles.append(Line2D([], [], color="grey", marker="*", ms=12, mec="black", ls="none"))
-        labels.append("maximum (valid rows)")
+        texts.append("maximum (valid rows)")
         ax.set_ylim(0, None)
-        ax.set_xlabel("Classifier score threshold $t$ (selection: score > $t$)")
-        ax.set_ylabel(r"AMS [$\sigma$]")
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 0.93))
+        logit_axis(ax, np.concatenate([s["threshold"].to_numpy(float) for s in scans.values()]))
+        ax.set_xlabel(THRESHOLD_LABEL)
+        ax.set_ylabel(r"AMS, statistical only [$\sigma$]")
+        ax.legend(handles, texts, loc="upper left", bbox_to_anchor=(0.0, 0.93))
         ax.set_ylim(0, ax.get_ylim()[1] * 1.35)  # room for the legend above the curves
-        add_label(ax, rlabel)
+        add_label(ax, rlabel, labels=labels)
         return save_figure(fig, out)
 
 
@@ -139,6 +152,7 @@ def plot_dmu_breakdown(
     *,
     title: str | None = None,
     rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
     """dmu_stat, each dmu_k, dmu_syst, dmu_mcstat (if present) and dmu_tot vs threshold.
 
@@ -197,7 +211,7 @@ def plot_dmu_breakdown(
                 "color": syst_colors[(j - 1) % len(syst_colors)],
                 "ls": ":",
                 "lw": 2,
-                "label": f"systematic: {tex_escape(col[4:])}",
+                "label": labels.parameter(col[4:]),
             }
             ax.plot(thr, y, **style)
             positives.append(y[np.isfinite(y)])
@@ -219,7 +233,7 @@ def plot_dmu_breakdown(
         _shade(ax, thr, ~valid & ~neff, "below minimum yield", color="0.9")
         _shade(ax, thr, neff, r"below minimum $N_{\mathrm{eff}}$ (MC statistics)",
                facecolor="#fbe9d6", edgecolor="#e0a060", hatch="//", lw=0)  # fmt: skip
-        ax.set_xlim(thr.min(), thr.max())
+        logit_axis(ax, thr)
         wp_styles = {
             "max_ams": ("max AMS", "#717581", (0, (6, 3))),
             "min_dmu_tot": (r"min $\delta\mu_{\mathrm{tot}}$", "#3f90da", (0, (1, 1.5))),
@@ -236,18 +250,18 @@ def plot_dmu_breakdown(
                 label=f"{text}: $t$ = {thr[pos]:.3g}, "
                 rf"$\delta\mu_{{\mathrm{{tot}}}}$ = {scan['dmu_tot'].iloc[pos]:.3g}",
             )
-        ax.set_xlabel("Classifier score threshold $t$ (selection: score > $t$)")
-        ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
+        ax.set_xlabel(THRESHOLD_LABEL)
+        ax.set_ylabel(r"Uncertainty on the signal strength $\delta\mu$")
         ax.legend(
             loc="upper left",
             ncols=2,
-            title=tex_escape(title) if title else None,
+            title=title,
             bbox_to_anchor=(0.0, 0.93),
         )
         lo, hi = ax.get_ylim()
         if ax.get_yscale() == "log":
             ax.set_ylim(lo, hi * (hi / lo) ** 0.5)  # headroom for the two-column legend
-        add_label(ax, rlabel)
+        add_label(ax, rlabel, labels=labels)
         return save_figure(fig, out)
 
 
@@ -279,8 +293,10 @@ def plot_score_variations(
     *,
     title: str | None = None,
     rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
-    """Weighted score distributions, nominal vs each variation, signal and background apart.
+    """Weighted score distributions, nominal vs each variation, signal and background apart
+    (up variations red, down blue; logit score axis when the scores lie in [0, 1]).
 
     Args:
         scores: variation name -> score frame (label, weight, score); needs "nominal".
@@ -304,7 +320,6 @@ def plot_score_variations(
     for v in names:
         require(scores[v], ["label", "weight", "score"], f"score frame of variation {v!r}")
     edges = _score_edges([scores[v]["score"].to_numpy(dtype=float) for v in names], bins)
-    var_colors = ["#bd1f01", "#3f90da", "#ffa90e", "#832db6", "#a96b59", "#92dadd"]
     with figure_style():
         fig, axes = new_figure(
             2, 2, figsize=(14.0, 7.5), sharex="col", gridspec_kw={"height_ratios": [3, 1]}
@@ -329,13 +344,16 @@ def plot_score_variations(
                 weights=df["weight"].to_numpy(dtype=float)[sel] ** 2,
             )
             rel = np.divide(np.sqrt(sumw2), nom, out=np.full_like(nom, np.nan), where=nom > 0)
-            ax.stairs(nom, edges, color="black", lw=2, label="nominal")
+            ax.stairs(nom, edges, color="black", lw=2, label="Nominal")
             rax.stairs(1.0 + rel, edges, baseline=1.0 - rel, fill=True, color="0.85")
             ratio_dev = [0.02]
             for j, v in enumerate(names[1:]):
-                color = var_colors[(j // 2) % len(var_colors)]
-                ls = "-" if v.endswith("_up") else "--"
-                ax.stairs(hists[v], edges, color=color, lw=1.5, ls=ls, label=tex_escape(v))
+                up = v.endswith("_up")
+                color = UP_COLOR if up else DOWN_COLOR
+                ls = ["-", "--", ":", "-."][(j // 2) % 4]
+                name = labels.parameter(v.rsplit("_", 1)[0]) if v.endswith(("_up", "_down")) else v
+                text = f"{name} {'up' if up else 'down'}" if v.endswith(("_up", "_down")) else name
+                ax.stairs(hists[v], edges, color=color, lw=1.5, ls=ls, label=text)
                 ratio = np.divide(hists[v], nom, out=np.full_like(nom, np.nan), where=nom > 0)
                 rax.stairs(ratio, edges, color=color, lw=1.5, ls=ls, baseline=None)
                 if np.isfinite(ratio).any():
@@ -348,17 +366,21 @@ def plot_score_variations(
             rax.axhline(1.0, color="black", lw=1)
             dev = min(max(ratio_dev) * 1.15, 0.5)
             rax.set_ylim(1.0 - dev, 1.0 + dev)
-            rax.set_xlim(edges[0], edges[-1])
-            ax.set_ylabel("Weighted events / bin")
-            rax.set_ylabel("variation / nominal", fontsize="small")
-            rax.set_xlabel("Classifier score")
-            leg_title = what if col == 1 or not title else f"{tex_escape(title)}: {what}"
-            handles, labels = ax.get_legend_handles_labels()
+            if edges[0] >= 0.0 and edges[-1] <= 1.0:
+                logit_axis(rax, edges)
+                rax.set_xlabel("Classifier score (logit scale)")
+            else:
+                rax.set_xlim(edges[0], edges[-1])
+                rax.set_xlabel("Classifier score")
+            ax.set_ylabel("Events / bin")
+            rax.set_ylabel("Var. / nom.")
+            leg_title = what if col == 1 or not title else f"{title}: {what}"
+            handles, texts = ax.get_legend_handles_labels()
             handles.append(Patch(color="0.85"))
-            labels.append("nominal MC stat. (ratio)")
-            ax.legend(handles, labels, loc="upper center", title=leg_title, ncols=2)
-        add_label(axes[0, 0])
-        add_label(axes[0, 1], rlabel)
+            texts.append("nominal MC stat. (ratio)")
+            ax.legend(handles, texts, loc="upper center", title=leg_title, ncols=2)
+        add_label(axes[0, 0], labels=labels)
+        add_label(axes[0, 1], rlabel, labels=labels)
         return save_figure(fig, out)
 
 
@@ -375,7 +397,12 @@ def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> n
         raise DataContractError("plot_score_variations: no finite score")
     lo, hi = float(finite.min()), float(finite.max())
     if lo >= 0.0 and hi <= 1.0:
-        lo, hi = 0.0, 1.0
+        # uniform in logit(score) from 0.005 to 0.9995 (outer edges 0 and 1): the selected
+        # region at high score gets as many bins as the bulk
+        inner = 1.0 / (
+            1.0 + np.exp(-np.linspace(np.log(0.005 / 0.995), np.log(0.9995 / 0.0005), bins - 1))
+        )
+        return np.r_[0.0, inner, 1.0]
     elif hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1)
@@ -385,7 +412,11 @@ def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> n
 
 
 def plot_roc(
-    scores_nominal: Mapping[str, pd.DataFrame], out: OutPath, *, rlabel: str | None = None
+    scores_nominal: Mapping[str, pd.DataFrame],
+    out: OutPath,
+    *,
+    rlabel: str | None = None,
+    labels: PlotLabels = DEFAULT_LABELS,
 ) -> list[Path]:
     """Weighted ROC curves of every classifier (nominal scores), AUC in the legend.
 
@@ -412,7 +443,7 @@ def plot_roc(
                 df["label"].to_numpy(), df["score"].to_numpy(), df["weight"].to_numpy()
             )
             color = COLORS[i % len(COLORS)]
-            label = f"{tex_escape(name)} (AUC = {roc.auc:.4f})"
+            label = f"{labels.classifier(name)} (AUC = {roc.auc:.4f})"
             ax.plot(*_thin(roc.fpr, roc.tpr), color=color, lw=2, label=label)
             keep = roc.fpr > 0
             rx, ry = _thin(roc.tpr[keep], 1.0 / roc.fpr[keep])
@@ -430,141 +461,8 @@ def plot_roc(
         rax.set_xlabel(r"Signal efficiency $\varepsilon_S$ (weighted)")
         rax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
         rax.legend(loc="upper right")
-        add_label(ax, None)
-        add_label(rax, rlabel)
-        return save_figure(fig, out)
-
-
-# --------------------------------------------------------------------------- lumi projection
-
-
-class LumiProjection(NamedTuple):
-    """Uncertainties on mu at luminosity scale alpha (same shape as alpha)."""
-
-    alpha: np.ndarray
-    dmu_stat: np.ndarray
-    dmu_syst: np.ndarray
-    dmu_tot: np.ndarray
-
-
-def project_with_luminosity(
-    dmu_stat: float, dmu_syst: float, alpha: float | Sequence[float] | np.ndarray
-) -> LumiProjection:
-    """Project the uncertainties to alpha times the luminosity at a fixed working point.
-
-    S, B and n all scale with alpha, so dmu_stat = sqrt(n)/S falls as 1/sqrt(alpha); every
-    shift-method dmu_k = |(n - B_k)/S_k - 1| is a ratio of yields and stays constant.
-
-    Example:
-        >>> p = project_with_luminosity(0.5, 0.3, [1.0, 4.0])
-        >>> [round(float(x), 4) for x in p.dmu_stat], [round(float(x), 4) for x in p.dmu_tot]
-        ([0.5, 0.25], [0.5831, 0.3905])
-    """
-    a = np.asarray(alpha, dtype=float)
-    if not (np.all(np.isfinite(a)) and np.all(a > 0)):
-        raise ConfigError(f"plots.luminosity_scale: alpha must be finite and > 0, got {alpha!r}")
-    if not (math.isfinite(dmu_stat) and math.isfinite(dmu_syst)) or dmu_stat < 0 or dmu_syst < 0:
-        raise DataContractError(
-            f"luminosity projection: need finite non-negative dmu_stat and dmu_syst, "
-            f"got {dmu_stat!r} and {dmu_syst!r}"
-        )
-    stat = dmu_stat / np.sqrt(a)
-    syst = np.full_like(a, dmu_syst)
-    return LumiProjection(a, stat, syst, np.hypot(stat, syst))
-
-
-def luminosity_crossover(dmu_stat: float, dmu_syst: float) -> float:
-    """Luminosity scale at which dmu_stat / sqrt(alpha) equals dmu_syst (inf if no syst).
-
-    Example:
-        >>> luminosity_crossover(0.5, 0.25)
-        4.0
-    """
-    return math.inf if dmu_syst <= 0 else (dmu_stat / dmu_syst) ** 2
-
-
-def plot_lumi_projection(
-    row: Mapping[str, float],
-    systematics: Sequence[str],
-    out: OutPath,
-    alpha_range: tuple[float, float] = (1.0, 1000.0),
-    *,
-    title: str | None = None,
-    rlabel: str | None = None,
-) -> list[Path]:
-    """dmu_stat, each dmu_k, dmu_syst and dmu_tot vs luminosity scale at one working point.
-
-    Args:
-        row: the working point's scan row (dmu_stat, dmu_syst, dmu_<k>); a Series works.
-        systematics: systematic names k (keys dmu_<k>).
-        out: output stem or explicit ``.png``/``.pdf`` paths.
-        alpha_range: (min, max) luminosity scale, log-spaced (config plots.luminosity_scale).
-        title: legend title (e.g. classifier and working point).
-        rlabel: text at the top right.
-
-    Returns:
-        The written paths.
-    """
-    keys = ["dmu_stat", "dmu_syst", *[f"dmu_{k}" for k in systematics]]
-    missing = [k for k in keys if k not in row]
-    if missing:
-        raise DataContractError(f"plot_lumi_projection: row lacks {missing}")
-    lo, hi = (float(x) for x in alpha_range)
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise ConfigError(f"plots.luminosity_scale: need 0 < min < max, got {alpha_range!r}")
-    alpha = np.geomspace(lo, hi, 200)
-    proj = project_with_luminosity(float(row["dmu_stat"]), float(row["dmu_syst"]), alpha)
-    with figure_style():
-        fig, axes = new_figure(figsize=(9.0, 6.5))
-        ax = axes[0, 0]
-        ax.plot(
-            alpha,
-            proj.dmu_stat,
-            color="black",
-            ls="--",
-            lw=2,
-            label=r"statistical, scales as $\alpha^{-1/2}$",
-        )
-        syst_colors = ["#ffa90e", "#832db6", "#94a4a2", "#a96b59", "#e76300", "#92dadd"]
-        for j, k in enumerate(systematics):
-            val = float(row[f"dmu_{k}"])
-            if val > 0 and math.isfinite(val):
-                ax.plot(
-                    alpha,
-                    np.full_like(alpha, val),
-                    color=syst_colors[j % len(syst_colors)],
-                    ls=":",
-                    lw=2,
-                    label=f"systematic: {tex_escape(k)}",
-                )
-        if proj.dmu_syst[0] > 0:
-            ax.plot(
-                alpha,
-                proj.dmu_syst,
-                color="#bd1f01",
-                ls="-.",
-                lw=2,
-                label="systematic (quadrature sum)",
-            )
-        ax.plot(alpha, proj.dmu_tot, color="#3f90da", lw=3, label="total")
-        cross = luminosity_crossover(float(row["dmu_stat"]), float(row["dmu_syst"]))
-        if lo <= cross <= hi:
-            ax.axvline(
-                cross,
-                color="grey",
-                lw=1,
-                ls=(0, (4, 2)),
-                label=rf"stat = syst at $\alpha$ = {cross:.3g}",
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lo, hi)
-        ymin, ymax = ax.get_ylim()
-        ax.set_ylim(ymin, ymax * (ymax / ymin) ** 0.3)
-        ax.set_xlabel(r"Luminosity scale $\alpha = \mathcal{L}/\mathcal{L}_0$")
-        ax.set_ylabel(r"Uncertainty on signal strength $\delta\mu$ (absolute)")
-        ax.legend(loc="upper right", ncols=2, title=tex_escape(title) if title else None)
-        add_label(ax, rlabel)
+        add_label(ax, labels=labels)
+        add_label(rax, rlabel, labels=labels)
         return save_figure(fig, out)
 
 

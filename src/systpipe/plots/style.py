@@ -18,9 +18,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from ..errors import ConfigError, DataContractError
 from ..io import write_bytes
+from .labels import DEFAULT_LABELS, PlotLabels
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,13 @@ STYLE: dict[str, Any] = {
     ),
 }
 COLORS: list[str] = STYLE["axes.prop_cycle"].by_key()["color"]
+#: Major ticks of a logit score axis, labelled as plain numbers.
+LOGIT_TICKS = (1e-4, 1e-3, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+#: Up variations red, down variations blue (the usual convention of systematics plots).
+UP_COLOR = "#d62728"
+DOWN_COLOR = "#1f5fbf"
+#: Background stack colours (the signal colour comes from the labels).
+BACKGROUND_COLORS = ["#3f90da", "#ffa90e", "#94a4a2", "#832db6", "#a96b59", "#92dadd", "#b9ac70"]
 
 
 def output_paths(out: OutPath) -> list[Path]:
@@ -95,18 +104,57 @@ def new_figure(
     return fig, axes
 
 
-def add_label(ax: Axes, rlabel: str | None = None) -> None:
-    """Non-official experiment-style label: bold 'systpipe' + italic 'Simulation'.
-
+def add_label(
+    ax: Axes,
+    rlabel: str | None = None,
+    *,
+    labels: PlotLabels | None = None,
+    data: bool = False,
+    text: str | None = None,
+) -> None:
+    """Non-official experiment-style label: bold experiment word + italic 'Simulation'
+    (``data`` False), and sqrt(s) with the luminosity of ``labels`` (or ``rlabel``) on the
+    right, both above the axes; ``text`` (region, working point, mu-hat) goes into the axes'
+    top left corner.
     Call it last: mplhep spaces the label words in axes fractions, so the layout is computed
     and frozen first (otherwise constrained layout shrinks the axes afterwards and the words
     collide).
     """
+    lab = labels or DEFAULT_LABELS
     fig = cast(Figure, ax.get_figure())  # new_figure's axes belong to a Figure
     if fig.get_layout_engine() is not None:
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
-    mplhep.label.exp_label(exp=LABEL, data=False, ax=ax, rlabel=rlabel or "", loc=0)
+    mplhep.label.exp_label(exp=lab.experiment, data=data, ax=ax, rlabel=rlabel or lab.rlabel, loc=0)
+    if text:
+        ax.text(
+            0.03,
+            0.96,
+            text,
+            transform=ax.transAxes,
+            ha="left",
+            va="top",
+            fontsize="small",
+            gid="plot_annotation",
+        )
+
+
+def logit_axis(ax: Axes, values: np.ndarray | Sequence[float], *, lo: float = 0.01) -> None:
+    """Logit x-axis (0.01, 0.1, 0.5, 0.9, 0.99, ... equally spaced) over the finite part of
+    ``values`` inside (lo, 1 - lo/10): the tight score cuts of the selected region get as
+    much room as the loose ones."""
+    v = np.asarray(values, dtype=float)
+    inside = v[(v > 0) & (v < 1)]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        # autoscaling spans drawn over the whole [0, 1] overflows the logistic transform
+        ax.set_xscale("logit", nonpositive="clip")
+    left = max(lo, float(inside.min())) if inside.size else lo
+    right = min(1.0 - lo / 10.0, float(inside.max())) if inside.size else 1.0 - lo / 10.0
+    ax.set_xlim(left, max(right, left * 1.0001))
+    ticks = [t for t in LOGIT_TICKS if left <= t <= ax.get_xlim()[1]]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def save_figure(fig: Figure, out: OutPath) -> list[Path]:
@@ -158,7 +206,10 @@ def tex_escape(text: str) -> str:
 
 
 __all__ = [
+    "BACKGROUND_COLORS",
     "COLORS",
+    "DOWN_COLOR",
+    "UP_COLOR",
     "DPI",
     "FORMATS",
     "LABEL",
@@ -171,4 +222,5 @@ __all__ = [
     "require",
     "save_figure",
     "tex_escape",
+    "logit_axis",
 ]

@@ -249,7 +249,8 @@ def workspace(
 
 @step(
     "fit",
-    uses=("fit",),
+    # labels, input, simulate, files: the luminosity and names on the plots
+    uses=("fit", "labels", "input", "simulate", "files"),
     help="profile-likelihood fit of a workspace, with its plots (set: clf; in: workspace, binning)",
 )
 def fit(
@@ -264,10 +265,15 @@ def fit(
     correlation: str | Path,
     prefit: str | Path,
     postfit: str | Path,
+    nll_scan: str | Path | None = None,
     pdfs: Sequence[str | Path] = (),
 ) -> None:
-    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots."""
+    """Profile-likelihood fit with breakdown, impacts, pulls, Z0 and CLs limit, plus plots
+    (and the -2 Delta ln L(mu) scan, stat-only and total, when ``nll_scan`` is given)."""
+    from ..likelihood_scan import profile_scan
     from ..plots import fit as fit_plots
+    from ..plots import validation
+    from ..plots.labels import labels_from_settings
     from ..stat.fit import fit_result_to_dict, fit_workspace
 
     spec = json.loads(Path(workspace).read_text())
@@ -284,11 +290,21 @@ def fit(
     )
     io.write_json({**fit_result_to_dict(result), "binning": chosen}, fit)
     edges = chosen.get("model_edges") or chosen["bin_edges"]
-    fit_plots.plot_impacts(result, stem(impacts))
-    fit_plots.plot_pulls(result, stem(pulls))
-    fit_plots.plot_correlation(result, stem(correlation))
-    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges)
-    fit_plots.plot_distribution(spec, stem(postfit), result=result, bin_edges=edges)
+    labels = labels_from_settings(ctx.settings)  # defaults unless the rule declares `labels`
+    asimov = cfg["data"]["source"] != "file"
+    fit_plots.plot_impacts(result, stem(impacts), labels=labels)
+    fit_plots.plot_pulls(result, stem(pulls), labels=labels)
+    fit_plots.plot_correlation(result, stem(correlation), labels=labels)
+    fit_plots.plot_distribution(spec, stem(prefit), bin_edges=edges, labels=labels, asimov=asimov)
+    fit_plots.plot_distribution(
+        spec, stem(postfit), result=result, bin_edges=edges, labels=labels, asimov=asimov
+    )
+    if nll_scan is not None:
+        scan = profile_scan(
+            spec, mu_hat=result.mu_hat, dmu_down=result.dmu_down, dmu_up=result.dmu_up
+        )
+        region = f"{labels.classifier(clf)}, SR score > {edges[0]:.3g}, {len(edges) - 1} bins"
+        validation.plot_nll_scan(scan, stem(nll_scan), labels=labels, text=region)
 
 
 def chi2_result(

@@ -3,10 +3,14 @@ the counting-experiment studies."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
+
+import numpy as np
+import pandas as pd
 
 from .. import io
 from ..systematics import feature_variations
@@ -16,36 +20,63 @@ from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
 
+#: Events per class scored for the train-versus-test comparison (enough for a KS test).
+OVERTRAINING_EVENTS = 20_000
+#: Sections every plot step reads for its labels (sqrt(s), luminosity, readable names).
+LABEL_SECTIONS = ("labels", "input", "simulate", "files")
+
 
 @step(
     "plots_summary",
-    uses=("plots",),
-    help="AMS and ROC curves of every classifier (in: scan__<clf>, score__<clf>; out: ams_png, roc_png)",
+    uses=("plots", *LABEL_SECTIONS),
+    help="AMS, significance with systematics and ROC curves of every classifier (in: scan__<clf>, score__<clf>, fit__<clf>)",
 )
 def plots_summary(
     ctx: StepContext,
     *,
     scan: Mapping[str, str | Path],
     score: Mapping[str, str | Path],
+    fit: Mapping[str, str | Path] | None = None,
     ams_png: str | Path,
     ams_pdf: str | Path,
     roc_png: str | Path,
     roc_pdf: str | Path,
+    significance_png: str | Path,
+    significance_pdf: str | Path,
 ) -> None:
-    """AMS against threshold with the max-AMS working points, and the ROC curves."""
+    """AMS against threshold with the max-AMS working points, the Asimov significance with
+    the background uncertainty next to the AMS (with the fit's expected Z0 where the fit ran),
+    and the ROC curves."""
     from ..plots import scan as draw
+    from ..plots.labels import labels_from_settings
+    from ..plots.validation import plot_significance
 
+    labels = labels_from_settings(ctx.settings)
     scans = {clf: io.read_table(path) for clf, path in scan.items()}
     wps = {clf: working_points(df) for clf, df in scans.items()}
-    draw.plot_ams(scans, stem(ams_png), working_points=wps)
+    draw.plot_ams(scans, stem(ams_png), working_points=wps, labels=labels)
+    z0 = {}
+    for clf, path in (fit or {}).items():
+        record = json.loads(Path(path).read_text())
+        z0[clf] = (float(record["binning"]["threshold"]), float(record["z0_expected"]))
+    plot_significance(scans, stem(significance_png), fit_z0=z0 or None, labels=labels)
     nominal = {clf: io.read_table(path) for clf, path in score.items()}
-    draw.plot_roc(nominal, stem(roc_png))
+    draw.plot_roc(nominal, stem(roc_png), labels=labels)
+
+
+def _sample(df: pd.DataFrame, n: int) -> pd.DataFrame:
+    """At most ``n`` events per class, the same ones every run (every k-th event)."""
+    parts = []
+    for _, part in df.groupby("label", sort=True):
+        step_ = max(len(part) // n, 1)
+        parts.append(part.iloc[::step_].head(n))
+    return pd.concat(parts, ignore_index=True)
 
 
 @step(
     "plots_classifier",
-    uses=("plots", "systematics"),
-    help="dmu breakdown, score variations and luminosity projection of one classifier (set: clf; in: scan, scores)",
+    uses=("plots", "systematics", "features", *LABEL_SECTIONS),
+    help="dmu breakdown, score variations, luminosity projection, MC counts and train-vs-test scores of one classifier (set: clf; in: scan, scores, model, train, binning)",
 )
 def plots_classifier(
     ctx: StepContext,
@@ -53,30 +84,46 @@ def plots_classifier(
     clf: str,
     scan: str | Path,
     scores: Sequence[str | Path],
+    model: str | Path,
+    train: str | Path,
+    binning: str | Path | None = None,
     breakdown_png: str | Path,
     breakdown_pdf: str | Path,
     variations_png: str | Path,
     variations_pdf: str | Path,
     projection_png: str | Path,
     projection_pdf: str | Path,
+    mc_counts_png: str | Path,
+    mc_counts_pdf: str | Path,
+    overtraining_png: str | Path,
+    overtraining_pdf: str | Path,
 ) -> None:
     """The dmu breakdown against threshold, the score distributions of the feature-changing
-    variations and the luminosity projection at the minimum-dmu_tot working point."""
+    variations, the luminosity projection at the minimum-dmu_tot working point, the raw and
+    effective MC counts per bin of the fit binning (else 10 bins above the max-AMS cut) and the
+    train-versus-test score distributions with their KS p-values."""
+    from ..models import load_model
     from ..plots import scan as draw
+    from ..plots.labels import labels_from_settings
+    from ..plots.validation import plot_mc_counts, plot_overtraining
+    from ..score import predict_scores
 
+    labels = labels_from_settings(ctx.settings)
+    name = labels.classifier(clf)
     plots = ctx.settings["plots"]
     systematics = ctx.settings["systematics"]
     names = [s["name"] for s in systematics]
     table = io.read_table(scan)
     wps = working_points(table)
-    draw.plot_dmu_breakdown(table, wps, names, stem(breakdown_png), title=clf)
+    draw.plot_dmu_breakdown(table, wps, names, stem(breakdown_png), title=name, labels=labels)
     frames = {Path(str(p)).stem: io.read_table(p) for p in scores}
     draw.plot_score_variations(
         frames,
         feature_variations(systematics),
         stem(variations_png),
         bins=plots["score_bins"],
-        title=clf,
+        title=name,
+        labels=labels,
     )
     row = table.iloc[wps["min_dmu_tot"]]
     draw.plot_lumi_projection(
@@ -84,8 +131,33 @@ def plots_classifier(
         names,
         stem(projection_png),
         alpha_range=tuple(plots["luminosity_scale"]),
-        title=f"{clf}, minimum dmu_tot",
+        title=rf"{name}, minimum $\delta\mu_{{\mathrm{{tot}}}}$ (score > {row['threshold']:.3g})",
+        labels=labels,
     )
+    nominal = frames["nominal"]
+    if binning is not None:
+        edges = np.asarray(json.loads(Path(binning).read_text())["bin_edges"], dtype=float)
+        where = "fit binning (profile-likelihood optimum)"
+    else:
+        edges = np.linspace(float(table["threshold"].iloc[wps["max_ams"]]), 1.0, 11)
+        where = "10 bins above the max-AMS cut"
+    signal = sorted(set(nominal.loc[nominal["label"] == 1, "process"].astype(str)))
+    plot_mc_counts(nominal, edges, stem(mc_counts_png), labels=labels, signal=signal,
+                   text=f"{name}, {where}")  # fmt: skip
+    features = list(ctx.settings["features"])
+    train_df = _sample(io.read_table(train, required=("label", *features)), OVERTRAINING_EVENTS)
+    train_scores = pd.DataFrame({
+        "label": train_df["label"].to_numpy(),
+        "score": predict_scores(load_model(model), train_df, features=features, threads=ctx.threads),
+    })  # fmt: skip
+    pvalues = plot_overtraining(
+        train_scores,
+        _sample(nominal, OVERTRAINING_EVENTS),
+        stem(overtraining_png),
+        classifier=clf,
+        labels=labels,
+    )
+    log.info("train vs test KS p-values: %s", pvalues)
 
 
 @step("studies", uses=(), help="the counting-experiment statistics studies (out: table, md, plots)")

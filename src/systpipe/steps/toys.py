@@ -69,7 +69,7 @@ def toys(
 
 @step(
     "toys_summary",
-    uses=(),
+    uses=("labels", "input", "simulate", "files"),
     help="coverage summary of the toy chunks (set: clf; in: toys; out: parquet, csv, md, tex)",
 )
 def toys_summary(
@@ -81,10 +81,21 @@ def toys_summary(
     csv: str | Path,
     md: str | Path,
     tex: str | Path,
+    plot: str | Path | None = None,
+    plot_pdf: str | Path | None = None,
 ) -> None:
-    """Gather the toy chunks: coverage, width, bias and challenge score per mode and method."""
+    """Gather the toy chunks: coverage, width, bias and challenge score per mode and method
+    (and the coverage plot per method, with binomial errors, when ``plot`` is given)."""
     from ..stat.toys import summarise
 
     summary = summarise([io.read_table(p) for p in toys])
     summary.insert(0, "classifier", clf)
     write_table(summary, str(parquet).removesuffix(".parquet"), provenance=ctx.provenance())
+    if plot is not None:
+        from ..plots.labels import labels_from_settings
+        from ..plots.validation import plot_coverage
+        from ._frames import stem
+
+        labels = labels_from_settings(ctx.settings)
+        text = f"{labels.classifier(clf)}: toys of the fit workspace (profile-likelihood optimum)"
+        plot_coverage(summary, stem(plot), labels=labels, text=text)
