@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/systpipe validate --data $(CONFIG) > /dev/null  # errors (file:line, key, column) to stderr, before any job
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG) --report results/report.zip
 
