@@ -86,8 +86,9 @@ def toy_profile_interval(
                 m = cand
     if not m.valid:
         raise RuntimeError("invalid minimum (MIGRAD)")
+    # the reported fit and MINOS tighter than the scouts (they only pick the valley)
     m = minimize(
-        model, data, aux, init=m.values, hesse=False, minos=True, strategy=0, tolerance=1e-5
+        model, data, aux, init=m.values, hesse=False, minos=True, strategy=1, tolerance=1e-6
     )
     if not m.valid:
         raise RuntimeError("invalid minimum (MIGRAD)")
