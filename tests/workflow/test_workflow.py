@@ -213,7 +213,10 @@ def test_workspace_fits_the_same_in_plain_pyhf(smoke_runs):
     fit_dir = smoke_runs[0] / "fit" / "xgb"
     spec = json.loads((fit_dir / "workspace.json").read_text())
     reported = json.loads((fit_dir / "fit.json").read_text())
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=1e-4))
+    # pyhf's MIGRAD, as ours, stalls at an EDM of ~4e-6 on this ill-conditioned model (control
+    # bins with 10^6 events next to 10-event fit bins) and fails at tolerance 1e-4 (goal 2e-7);
+    # at 1e-2 it converges and MINOS agrees with the reported interval to ~1e-6
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=1e-2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # jsonschema.RefResolver in pyhf 0.7
         workspace = pyhf.Workspace(spec)  # validates against pyhf's JSON schema
@@ -224,9 +227,9 @@ def test_workspace_fits_the_same_in_plain_pyhf(smoke_runs):
     name = minuit.parameters[model.config.poi_index]
     minuit.minos(name)
     mu = pars[model.config.poi_index]
-    np.testing.assert_allclose(mu, reported["mu_hat"], rtol=0.01)
-    np.testing.assert_allclose(-minuit.merrors[name].lower, reported["dmu_down"], rtol=0.01)
-    np.testing.assert_allclose(minuit.merrors[name].upper, reported["dmu_up"], rtol=0.01)
+    np.testing.assert_allclose(mu, reported["mu_hat"], atol=1e-4)
+    np.testing.assert_allclose(-minuit.merrors[name].lower, reported["dmu_down"], rtol=1e-4)
+    np.testing.assert_allclose(minuit.merrors[name].upper, reported["dmu_up"], rtol=1e-4)
 
 
 @pytest.mark.slow
