@@ -93,9 +93,9 @@ class Kind:
         changes_features: True if it changes feature values (the classifiers re-score).
         linearisable: True if the linear method has a Jacobian for it (a rate change);
             otherwise the linear method uses its symmetrised shift.
-        histfactory: how it enters the workspace: ``"normsys_if_uniform"`` (a normsys where the
-            up/down templates are a uniform rescaling of a sample, else a histosys) or
-            ``"histosys"``.
+
+    Every kind enters the workspace the same way: a normsys where its up/down templates are a
+    uniform rescaling of a sample, else a histosys (``stat/workspace.py``).
     """
 
     name: ClassVar[str] = ""
@@ -103,7 +103,6 @@ class Kind:
     allowed: ClassVar[frozenset[str]] = frozenset()
     changes_features: ClassVar[bool] = False
     linearisable: ClassVar[bool] = False
-    histfactory: ClassVar[str] = "histosys"
 
     def apply(
         self, events: pd.DataFrame, systematic: Systematic, direction: str, ctx: VaryContext
@@ -123,7 +122,6 @@ class Norm(Kind):
     required = ("delta",)
     allowed = frozenset({"delta", "labels", "processes"})
     linearisable = True
-    histfactory = "normsys_if_uniform"
 
     def apply(
         self, events: pd.DataFrame, systematic: Systematic, direction: str, ctx: VaryContext
