@@ -11,6 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugins"
 
+
+def default_features() -> list[str]:
+    """The default configuration's feature list (config/config.yaml), the one place it lives."""
+    import yaml
+
+    return list(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["features"])
+
+
 # tests/plugins holds a test-only plugin that registers extensions when imported: only the
 # tests that want it put it on the path (the doctest collection must not import it).
 collect_ignore = ["plugins"]

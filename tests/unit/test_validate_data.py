@@ -12,6 +12,7 @@ import pytest
 import uproot
 import yaml
 
+from conftest import default_features
 from systpipe.cli import main
 from systpipe.config import load_config
 from systpipe.errors import SystpipeError
@@ -232,23 +233,7 @@ def test_validate_on_the_smoke_sized_sample_takes_seconds(tmp_path, capsys):
     n = {"ggH_WW": 3000, "WW": 3000, "ttbar": 3000, "Ztautau": 3000}
     df = simulate_with_stats(n_selected=n, seed=7).events
     df.to_parquet(tmp_path / "smoke.parquet")
-    features = [
-        "lep1_pt",
-        "lep1_eta",
-        "lep1_phi",
-        "lep2_pt",
-        "lep2_eta",
-        "lep2_phi",
-        "met",
-        "met_phi",
-        "m_ll",
-        "pt_ll",
-        "dphi_ll",
-        "deta_ll",
-        "mt",
-        "n_jets",
-        "jet1_pt",
-    ]
+    features = default_features()
     cols = [*features, "jets_px", "jets_py", "soft_px", "soft_py"]
     cfg = {
         "input": {"source": "files"},

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import default_features
 from systpipe.errors import ConfigError, DataContractError
 from systpipe.features import recompute_derived
 from systpipe.systematics import (
@@ -40,23 +41,7 @@ SYSTEMATICS = [
         "recompute_derived": True,
     },
 ]
-FEATURES = [
-    "lep1_pt",
-    "lep1_eta",
-    "lep1_phi",
-    "lep2_pt",
-    "lep2_eta",
-    "lep2_phi",
-    "met",
-    "met_phi",
-    "m_ll",
-    "pt_ll",
-    "dphi_ll",
-    "deta_ll",
-    "mt",
-    "n_jets",
-    "jet1_pt",
-]
+FEATURES = default_features()
 
 
 @pytest.fixture(scope="module")
