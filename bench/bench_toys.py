@@ -13,11 +13,12 @@ batched and the iminuit results in mu-hat and both edges, the failure and fallba
 the same differences against a tight iminuit reference (tolerance 1e-7, Brent to 1e-9 sigma)
 on the first ``--tight`` toys, which shows how precise the iminuit path itself is.
 
-Model: 10 bins, 15 parameters as the smoke configuration's workspaces (mu; lumi, sig, bkg as
-normsys; det as histosys; 10 staterror gammas), or the workspace JSON given on the command line
-(e.g. results/fit/xgb/workspace.json of a run).
+Models: the default configuration's workspace (hgb: control region + 10 signal-region bins,
+17 parameters) and the smoke configuration's (xgb: control region + 5 bins), both shipped in
+bench/data as the toys rule fits them; or the workspace JSON(s) given on the command line (e.g.
+results/fit/xgb/workspace.json of a run; ``builtin`` for a 10-bin smoke-like model).
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/bench_toys.py [workspace.json] [--quick]``.
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/bench_toys.py [workspace.json ...] [--quick]``.
 Targets: >= 500 toys/s per core with the interval, >= 5,000 toys/s for mu-hat alone,
 differences below 1e-4.
 """
@@ -35,6 +36,8 @@ import math  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 import numpy as np  # noqa: E402
 
@@ -82,10 +85,24 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:10.0f} toys/s  ({1e3 * seconds / n:8.3f} ms/toy)"
 
 
+#: The workspaces of the default and the smoke configurations' runs (hgb and xgb, the
+#: profile-likelihood optimum, control region + signal region), as the toys rule fits them;
+#: regenerate with `make run` / `make smoke` and copy results/fit/<clf>/workspace.json.
+SHIPPED = {
+    "default config (hgb)": HERE / "data" / "default_hgb_workspace.json",
+    "smoke config (xgb)": HERE / "data" / "smoke_xgb_workspace.json",
+}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workspace", nargs="?", help="pyhf workspace JSON (default: built-in model)")
-    ap.add_argument("--toys", type=int, default=2000, help="number of toys (default 2000)")
+    ap.add_argument(
+        "workspace",
+        nargs="*",
+        help="pyhf workspace JSON(s) (default: the default and smoke configurations' workspaces "
+        "in bench/data; 'builtin' for the built-in smoke-like model)",
+    )
+    ap.add_argument("--toys", type=int, default=1000, help="number of toys (default 1000)")
     ap.add_argument("--quick", action="store_true", help="200 toys, 20 tight references")
     ap.add_argument("--mode", default="frequentist", choices=["frequentist", "challenge"])
     ap.add_argument("--chunk", type=int, default=1000, help="toys per batched call")
@@ -94,13 +111,27 @@ def main() -> int:
     args = ap.parse_args()
     n_toys, n_tight = (200, 20) if args.quick else (args.toys, args.tight)
     warnings.simplefilter("ignore", RuntimeWarning)
-    if args.workspace:
-        path = Path(args.workspace)
+    models: list[tuple[str, dict]] = []
+    for name in args.workspace or []:
+        if name == "builtin":
+            models.append(("built-in smoke-like model", smoke_like_spec()))
+            continue
+        path = Path(name)
         if not path.is_file():
             ap.error(f"workspace {path} does not exist")
-        spec, origin = json.loads(path.read_text()), str(path)
-    else:
-        spec, origin = smoke_like_spec(), "built-in smoke-like model"
+        models.append((str(path), json.loads(path.read_text())))
+    if not models:
+        models = [(f"{k}: {v.name}", json.loads(v.read_text())) for k, v in SHIPPED.items()]
+    for origin, spec in models:
+        bench_model(origin, spec, args, n_toys, n_tight)
+        print()
+    return 0
+
+
+def bench_model(
+    origin: str, spec: dict, args: argparse.Namespace, n_toys: int, n_tight: int
+) -> None:
+    """Every measurement of the module docstring on one model."""
     setup = toys.prepare(spec)
     model = setup.model
     print(f"model: {origin}: {model.n_bins} bins, {model.n_pars} parameters {model.names}")
@@ -194,7 +225,6 @@ def main() -> int:
     print(f"failures: fit_batch {n_bad_fit} not converged ({n_fb_fit} iminuit fallbacks); "
           f"intervals {n_bad_int} failed ({n_fb_int} iminuit fallbacks); "
           f"methods.profile {int((~np.isfinite(ref).all(axis=1)).sum())} failed")  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

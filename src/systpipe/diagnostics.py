@@ -256,6 +256,41 @@ def from_coverage(coverage: pd.DataFrame, classifier: str) -> list[Diagnostic]:
     return out
 
 
+def from_hypotest(tests: pd.DataFrame, classifier: str) -> list[Diagnostic]:
+    """Toy-based CLs or p0 more than 2 toy errors from the asymptotic value (the fit's limit or
+    significance rests on formulae the toys contradict), and toys without a fit result.
+
+    Example:
+        >>> t = pd.DataFrame({"test": ["CLs at the asymptotic 95 % CL limit"], "n_toys": [2000],
+        ...                   "n_failed": [0], "toys": [0.08], "toys_error": [0.01],
+        ...                   "asymptotic": [0.05], "pull": [3.0]})
+        >>> [d.check for d in from_hypotest(t, "xgb")]
+        ['asymptotics_off']
+    """
+    out = []
+    for row in tests.itertuples():
+        r: Any = row
+        if _finite(r.pull) and abs(float(r.pull)) > 2.0:
+            out.append(
+                Diagnostic(
+                    "warning", "asymptotics_off",
+                    f"{classifier} {r.test}: toys {float(r.toys):.4g} +/- {float(r.toys_error):.2g} "
+                    f"against the asymptotic {float(r.asymptotic):.4g} ({float(r.pull):+.1f} sigma): "
+                    "the fit's asymptotic limit or significance is off; quote the toys",
+                    "hypotest", classifier, details={"test": r.test, "pull": float(r.pull)},
+                )
+            )  # fmt: skip
+        if int(r.n_failed):
+            out.append(
+                Diagnostic(
+                    "warning", "toy_failures",
+                    f"{classifier} {r.test}: {int(r.n_failed)} of {int(r.n_toys)} toys without a fit result",
+                    "hypotest", classifier, details={"test": r.test},
+                )
+            )  # fmt: skip
+    return out
+
+
 # --------------------------------------------------------------------------- the report
 
 

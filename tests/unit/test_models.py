@@ -228,3 +228,23 @@ def test_skops_types_match_fresh_models(tmp_path):
         f"(added {sorted(found - SKOPS_TYPES)}, gone {sorted(SKOPS_TYPES - found)}) and update "
         "src/systpipe/models/skops_types.py"
     )
+
+
+def test_skops_import_does_not_import_torch():
+    """skops.io's estimator walk would import torch (seconds per job) when the nn extra is
+    installed; the model loader keeps it out and torch still imports afterwards."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "from systpipe.models.persistence import _import_skops_io\n"
+        "sio = _import_skops_io()\n"
+        "assert 'torch' not in sys.modules, 'skops.io imported torch'\n"
+        "assert sio.get_untrusted_types is not None\n"
+        "if importlib.util.find_spec('torch') is not None:\n"
+        "    import torch\n"
+        "    assert torch.zeros(2).sum().item() == 0.0\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,7 +5,6 @@ results/tables/uncertainties.csv; new figures, HEPData export, group-readable fi
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import stat
@@ -23,33 +22,17 @@ CLASSIFIERS = ("hgb", "lgbm", "xgb", "rf")
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 
-def _snakemake(workdir: Path, *args: str) -> None:
-    proc = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True,
-                          text=True, cwd=workdir)  # fmt: skip
-    assert proc.returncode == 0, f"snakemake {args}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-
-
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The smoke workflow and its report under umask 022; the report unzipped with unzip."""
-    workdir = tmp_path_factory.mktemp("report")
-    shutil.copytree(ROOT / "config", workdir / "config")
-    old = os.umask(0o022)
-    try:
-        _snakemake(workdir, "--configfile", "config/smoke.yaml", "--cores", "2")
-        _snakemake(workdir, "--configfile", "config/smoke.yaml", "--report", "results/report.zip")
-        unzipped = workdir / "unzipped"
-        unzipped.mkdir()
-        if shutil.which("unzip"):  # Info-ZIP restores the stored modes, as a reader's unzip does
-            subprocess.run(
-                ["unzip", "-q", str(workdir / "results" / "report.zip"), "-d", str(unzipped)],
-                check=True,
-            )
-        else:
-            zipfile.ZipFile(workdir / "results" / "report.zip").extractall(unzipped)
-    finally:
-        os.umask(old)
-    return workdir / "results", unzipped / "report"
+def smoke(smoke_workdir, tmp_path_factory):
+    """The session's smoke workflow and its report (built under umask 022,
+    tests/smoke_session.py), the report unzipped with unzip."""
+    unzipped = tmp_path_factory.mktemp("report_unzipped")
+    report = smoke_workdir / "results" / "report.zip"
+    if shutil.which("unzip"):  # Info-ZIP restores the stored modes, as a reader's unzip does
+        subprocess.run(["unzip", "-q", str(report), "-d", str(unzipped)], check=True)
+    else:
+        zipfile.ZipFile(report).extractall(unzipped)
+    return smoke_workdir / "results", unzipped / "report"
 
 
 def _dom(report_html: Path) -> str:

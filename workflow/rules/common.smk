@@ -107,6 +107,11 @@ def get_diagnostics_inputs(wildcards):
             f"coverage__{c}": f"results/fit/{c}/coverage.parquet"
             for c in TOY_CLASSIFIERS
         }
+    if HYPOTEST_ENABLED:
+        inputs |= {
+            f"hypotest__{c}": f"results/fit/{c}/hypotest.parquet"
+            for c in TOY_CLASSIFIERS
+        }
     return inputs
 
 
@@ -175,6 +180,23 @@ def toy_chunks(wildcards):
     ]
 
 
+HYPOTEST_ENABLED = FIT_ENABLED and config["hypotest"]["enabled"]
+
+
+def hypotest_chunk_toys(wildcards):
+    from systpipe.steps.hypotest import hypotest_chunk_count
+
+    return hypotest_chunk_count(config["hypotest"], int(wildcards.chunk))
+
+
+def hypotest_chunks(wildcards):
+    cfg = config["hypotest"]
+    n_chunks = -(-cfg["n_toys"] // cfg["chunk_size"])
+    return [
+        f"results/fit/{wildcards.clf}/hypotest/{c}.parquet" for c in range(n_chunks)
+    ]
+
+
 def get_summary_plot_inputs(wildcards):
     inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
     inputs |= {
@@ -216,6 +238,11 @@ def fit_outputs():
             ext=["png", "pdf"],
         ),
         *expand("results/fit/{clf}/coverage.parquet", clf=TOY_CLASSIFIERS),
+        *(
+            expand("results/fit/{clf}/hypotest.parquet", clf=TOY_CLASSIFIERS)
+            if HYPOTEST_ENABLED
+            else []
+        ),
     ]
 
 

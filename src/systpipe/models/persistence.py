@@ -91,9 +91,48 @@ def _neutral_threads(model: Any) -> Iterator[None]:
             binner.n_threads = old_binner
 
 
+class _NoTorch:
+    """A meta-path finder that makes ``import torch`` fail (ModuleNotFoundError) while it is
+    installed, without a ``sys.modules`` entry that code checking ``"torch" in sys.modules``
+    would then use."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden while skops.io loads)")
+
+
+def _import_skops_io() -> Any:
+    """``skops.io``, imported without importing PyTorch.
+
+    Importing ``skops.io`` lists every scikit-learn estimator (``all_estimators``), which walks
+    every scikit-learn package; the walk imports scikit-learn's array-API shim for PyTorch and,
+    when torch is installed (the optional ``nn`` extra), torch itself: 2-7 s per process, in
+    every job that loads a model. No torch type is ever in the allow-list, so during that
+    import ``import torch`` fails, which ``pkgutil.walk_packages`` skips. A process that
+    already imported torch keeps it.
+    """
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io as sio
+
+        return sio
+    finder = _NoTorch()
+    sys.meta_path.insert(0, finder)  # type: ignore[arg-type]
+    try:
+        import skops.io as sio
+    finally:
+        sys.meta_path.remove(finder)  # type: ignore[arg-type]
+        shim = "sklearn.externals.array_api_compat.torch"
+        for name in [m for m in sys.modules if m.startswith(shim)]:
+            del sys.modules[name]  # a half-imported shim must not stay cached
+    return sio
+
+
 def save_skops(model: Any, path: Path) -> None:
     """Write ``model`` as skops with canonical ids and timestamps and no thread count, atomically."""
-    import skops.io as sio
+    sio = _import_skops_io()
 
     with _neutral_threads(model):
         data = sio.dumps(model)
@@ -111,7 +150,7 @@ def load_skops(path: Path, extra_types: Iterable[str] = ()) -> Any:
     Raises:
         ModelError: the file contains other types (named in the message); nothing is loaded.
     """
-    import skops.io as sio
+    sio = _import_skops_io()
 
     untrusted = sio.get_untrusted_types(file=path)
     allowed = SKOPS_TYPES | frozenset(extra_types)

@@ -147,24 +147,126 @@ def toy_cls(
     Example: see tests/unit/test_hypotest.py (the exact Poisson construction).
     """
     lim = _limit_model(model, mu)
-    ip = lim.poi_index
     aux_obs = lim.aux_nominal if aux is None else np.asarray(aux, dtype=np.float64)
     obs = np.asarray(data, dtype=np.float64)[None, :]
     q_obs = float(qtilde(model, obs, aux_obs[None, :], mu)[0])
     out = []
     for hyp, mu_h in (("sb", mu), ("b", 0.0)):
-        pars = fit_batch(lim, obs, aux_obs[None, :], fixed={ip: mu_h}).values[0]
-        thrown = [
-            _throw(lim, pars, np.random.default_rng([int(seed), _HYPOTHESES[hyp], i]))
-            for i in range(start, start + count)
-        ]
-        q = qtilde(model, np.array([t[0] for t in thrown]), np.array([t[1] for t in thrown]), mu)
-        ok = np.isfinite(q)
-        # q >= q_obs up to the fits' precision (discrete data: ties are real)
-        above = int(np.count_nonzero(q[ok] >= q_obs - 1e-7))
-        out.append((int(ok.sum()), above, int((~ok).sum())))
+        counts, thrown_aux = hypothesis_toys(
+            model, obs[0], aux_obs, hyp, mu_h, seed=seed, start=start, count=count, bound=mu
+        )
+        q = qtilde(model, counts, thrown_aux, mu)
+        out.append(_count_above(q, q_obs))
     (n_sb, a_sb, f_sb), (n_b, a_b, f_b) = out
     return ToyCLs(float(mu), q_obs, n_sb, a_sb, n_b, a_b, f_sb + f_b)
 
 
-__all__ = ["ToyCLs", "q0", "qtilde", "toy_cls"]
+def _count_above(q: np.ndarray, q_obs: float) -> tuple[int, int, int]:
+    """(toys with a statistic, how many have q >= q_obs, how many failed)."""
+    ok = np.isfinite(q)
+    # q >= q_obs up to the fits' precision (discrete data: ties are real)
+    return int(ok.sum()), int(np.count_nonzero(q[ok] >= q_obs - 1e-7)), int((~ok).sum())
+
+
+def hypothesis_toys(
+    model: HistFactoryModel,
+    data: np.ndarray,
+    aux: np.ndarray,
+    hypothesis: str,
+    mu: float,
+    *,
+    seed: int,
+    start: int,
+    count: int,
+    bound: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Toys ``start .. start+count-1`` of one hypothesis (``"sb"`` or ``"b"``): main counts and
+    auxiliary data thrown at the conditional fit of the observed data at ``mu``. The random
+    numbers depend on (seed, hypothesis, index) only, so the background-only toys of the CLs
+    test and of the discovery test (:func:`toy_p0`) are the same toys."""
+    lim = _limit_model(model, bound)
+    obs = np.asarray(data, dtype=np.float64)[None, :]
+    pars = fit_batch(
+        lim, obs, np.asarray(aux, dtype=np.float64)[None, :], fixed={lim.poi_index: mu}
+    )
+    thrown = [
+        _throw(lim, pars.values[0], np.random.default_rng([int(seed), _HYPOTHESES[hypothesis], i]))
+        for i in range(start, start + count)
+    ]
+    return np.array([t[0] for t in thrown]), np.array([t[1] for t in thrown])
+
+
+@dataclass(frozen=True)
+class ToyP0:
+    """Counts of the toy-based discovery test: background-only toys, how many have
+    q0 >= q0_obs, how many failed. ``a + b`` merges two chunks."""
+
+    q0_obs: float
+    n_b: int
+    n_above: int
+    n_failed: int = 0
+
+    def __add__(self, other: ToyP0) -> ToyP0:
+        if other.q0_obs != self.q0_obs:
+            raise ValueError("ToyP0 of different observed q0 cannot be merged")
+        return ToyP0(
+            self.q0_obs,
+            self.n_b + other.n_b,
+            self.n_above + other.n_above,
+            self.n_failed + other.n_failed,
+        )
+
+    @property
+    def p0(self) -> float:
+        """P(q0 >= q0_obs | mu = 0); 0 when no toy reaches q0_obs (see :attr:`p0_upper`)."""
+        return self.n_above / self.n_b
+
+    @property
+    def p0_error(self) -> float:
+        """Binomial error of p0."""
+        p = self.p0
+        return math.sqrt(max(p * (1 - p), 0.0) / self.n_b)
+
+    @property
+    def p0_upper(self) -> float:
+        """One-sided 95 % upper limit on p0 (Clopper-Pearson; 3/n when no toy is above)."""
+        from scipy.stats import beta
+
+        if self.n_above >= self.n_b:
+            return 1.0
+        return float(beta.ppf(0.95, self.n_above + 1, self.n_b - self.n_above))
+
+
+def toy_p0(
+    model: HistFactoryModel,
+    data: np.ndarray,
+    aux: np.ndarray | None,
+    *,
+    seed: int,
+    start: int = 0,
+    count: int = 1000,
+) -> ToyP0:
+    """Toy-based discovery p-value: q0 of background-only toys ``start .. start+count-1``
+    (the same toys as :func:`toy_cls`'s background-only ones) against q0 of the data.
+
+    Example (one Poisson bin, b = 3, n = 8: q0 = 2 (8 ln(8/3) - 5) = 5.69; exact
+    P(N >= 8 | 3) = 0.0119):
+        >>> spec = {"channels": [{"name": "SR", "samples": [
+        ...     {"name": "s", "data": [5.0], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+        ...     {"name": "b", "data": [3.0], "modifiers": []}]}],
+        ...     "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}]}
+        >>> r = toy_p0(HistFactoryModel(spec), np.array([8.0]), None, seed=1, count=4000)
+        >>> round(r.q0_obs, 2), abs(r.p0 - 0.0119) < 3 * r.p0_error
+        (5.69, True)
+    """
+    aux_obs = model.aux_nominal if aux is None else np.asarray(aux, dtype=np.float64)
+    obs = np.asarray(data, dtype=np.float64)
+    q0_obs = float(q0(model, obs[None, :], aux_obs[None, :])[0])
+    counts, thrown_aux = hypothesis_toys(
+        model, obs, aux_obs, "b", 0.0, seed=seed, start=start, count=count
+    )
+    n_ok, above, failed = _count_above(q0(model, counts, thrown_aux), q0_obs)
+    return ToyP0(q0_obs, n_ok, above, failed)
+
+
+__all__ = ["ToyCLs", "ToyP0", "hypothesis_toys", "q0", "qtilde", "toy_cls", "toy_p0"]

@@ -78,7 +78,7 @@ def table(
 @step(
     "diagnostics",
     uses=("diagnostics",),
-    help="every warning about the run's numbers, most severe first (in: table, fit__<clf>, workspace__<clf>, coverage__<clf>)",
+    help="every warning about the run's numbers, most severe first (in: table, fit__<clf>, workspace__<clf>, coverage__<clf>, hypotest__<clf>)",
 )
 def diagnostics(
     ctx: StepContext,
@@ -88,6 +88,7 @@ def diagnostics(
     workspace: Mapping[str, str | Path] | None = None,
     coverage: Mapping[str, str | Path] | None = None,
     binning: Mapping[str, str | Path] | None = None,
+    hypotest: Mapping[str, str | Path] | None = None,
     diagnostics: str | Path,
 ) -> None:
     """Gather the diagnostics of the final table, the fits, the workspaces (model check) and
@@ -106,6 +107,8 @@ def diagnostics(
         found += diag.from_templates(json.loads(Path(path).read_text()).get("templates", {}), clf)
     for clf, path in (coverage or {}).items():
         found += diag.from_coverage(io.read_table(path), clf)
+    for clf, path in (hypotest or {}).items():
+        found += diag.from_hypotest(io.read_table(path), clf)
     record = diag.summarise(found)
     record["fail_on"] = ctx.settings["diagnostics"]["fail_on"]
     for line in diag.summary_lines(record, limit=50):
