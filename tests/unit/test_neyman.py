@@ -1,7 +1,8 @@
-"""Learned Neyman constructions (stat/neyman*.py) against exact ones (issue 13, library part).
+"""Learned Neyman constructions (stat/neyman*.py): coverage, exact references, API behaviour.
 
 Budgets (calibration B, diagnostic B''): on/off B = 5e4 (4 bagged quantile regressors), B'' = 1e4;
-counting model the same; p-value B = 1e5 x 10 cutoffs; low-count model B = 2e4.
+low-count model B = 2e4. The acceptance checks of critical values, of the counting model's
+coverage and of the p-value are in test_neyman_validation.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from systpipe.stat.neyman import (
     accept,
     confidence_sets,
     learn_critical_values,
-    learn_pvalue,
     simulate_statistics,
 )
 from systpipe.stat.neyman_diagnostics import coverage_diagnostic
@@ -28,7 +28,6 @@ from systpipe.stat.neyman_exact import (
     exact_critical_values,
     exact_distribution,
     exact_projected_sets,
-    exact_pvalues,
 )
 from systpipe.stat.neyman_models import (
     CountingModel,
@@ -42,19 +41,17 @@ B_DIAG = 10_000
 ONOFF_GRID = np.array(
     [[mu, nu] for mu in np.linspace(0, 5, 11) for nu in (0.6, 0.8, 1.0, 1.2, 1.4)]
 )
-COUNT_GRID = np.array(
-    [
-        [s, lum, b]
-        for s in np.linspace(0, 1, 6)
-        for lum in (26.0, 30.0, 34.0)
-        for b in (4.0, 6.0, 8.0)
-    ]
-)
 
 
 def learn(model, seed: int):
+    """The validated settings (test_neyman_validation.py): boosted from the asymptotic
+    critical value, few shallow trees on large leaves."""
     p, _, t = simulate_statistics(model, B_CAL, seed=seed, pad=0.1)
-    return learn_critical_values(p, t, model.bounds, seed=seed, n_bags=4, features=model.features)
+    return learn_critical_values(
+        p, t, model.bounds, seed=seed, n_bags=4, features=model.features,
+        asymptotic=model.asymptotic_sigma, max_iter=60, learning_rate=0.05, max_leaf_nodes=4,
+        min_samples_leaf=5000,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,33 +60,10 @@ def onoff():
     return model, learn(model, 1)
 
 
-@pytest.fixture(scope="module")
-def counting():
-    model = CountingModel()
-    return model, learn(model, 1)
-
-
 def diagnostic_sample(model, seed: int):
     rng = np.random.default_rng(seed)
     theta = sample_parameters(model.bounds, B_DIAG, rng)
     return theta, model.simulate(theta, rng)
-
-
-def check_critical_values(model, cv, grid, seed0: int) -> None:
-    """|c_learned - c_exact| <= 3 sigma_MC at >= 90 % of the grid points and <= 4 sigma_MC at
-    all, sigma_MC the spread of the learned values over independent calibration samples (this
-    one and three more). The issue's target is 3 sigma everywhere: measured, the pulls above 3
-    (at most 3.3) sit at points on the box's edge next to mu = 0, where c changes fastest."""
-    reps = [cv] + [learn(model, seed0 + k) for k in range(1, 4)]
-    for level in LEVELS:
-        exact = exact_critical_values(model, grid, level)
-        vals = np.array([r(grid, level) for r in reps])
-        sigma = vals.std(axis=0, ddof=1)
-        pull = (vals[0] - exact) / sigma
-        assert np.mean(np.abs(pull) <= 3.0) >= 0.9, (level, grid[np.abs(pull) > 3], pull.round(2))
-        assert np.all(np.abs(pull) <= 4.0), (level, grid[np.abs(pull) > 4], pull.round(2))
-        # the MC error is that of a real estimate, not a band wide enough for anything
-        assert np.median(sigma) < (0.15 if level < 0.9 else 0.5), (level, np.median(sigma))
 
 
 def check_diagnostic(model, cv, grid, seed: int, method: str = "hybrid") -> list:
@@ -100,14 +74,6 @@ def check_diagnostic(model, cv, grid, seed: int, method: str = "hybrid") -> list
         diag = coverage_diagnostic(theta, z, grid, nominal=level, names=model.names)
         out.append((level, z, diag))
     return out
-
-
-def test_onoff_learned_critical_values_agree_with_exact_within_mc_error(onoff):
-    model, cv = onoff
-    grid = np.array(
-        [[mu, nu] for mu in (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0) for nu in (0.6, 1.0, 1.4)]
-    )
-    check_critical_values(model, cv, grid, 1)
 
 
 def test_onoff_hybrid_sets_cover_within_the_diagnostic_band(onoff):
@@ -130,34 +96,6 @@ def test_onoff_least_favourable_sets_do_not_under_cover(onoff):
     for level, z, diag in res:
         assert np.all(diag.pull() >= -2.0), (level, diag.pull().round(2))
         assert z.mean() >= level  # conservative by construction: max over nu
-
-
-def test_counting_model_learned_critical_values_agree_with_exact(counting):
-    model, cv = counting
-    grid = np.array(
-        [
-            [s, lum, b]
-            for s in (0.0, 0.1, 0.5, 1.0)
-            for lum in (26.0, 30.0, 34.0)
-            for b in (4.0, 6.0, 8.0)
-        ]
-    )
-    check_critical_values(model, cv, grid, 1)
-
-
-def test_counting_model_hybrid_sets_cover_within_the_diagnostic_band(counting):
-    """NOT the issue's target at 68.27 %: the learned sets over-cover next to the bound sigma = 0
-    (where c(sigma) rises from 0.18 to 1.0 within sigma < 0.1), 87 % of the grid points are
-    within 2 sigma (target 95 %), all within 4; at 95 % all are within 2 sigma."""
-    model, cv = counting
-    (l68, z68, d68), (l95, z95, d95) = check_diagnostic(model, cv, COUNT_GRID, 7)
-    assert d68.fraction_within(2.0) >= 0.85 and d68.fraction_within(4.0) == 1.0, d68.pull().round(2)
-    assert d95.fraction_within(2.0) >= 0.95 and d95.fraction_within(3.0) == 1.0, d95.pull().round(2)
-    for level, z in ((l68, z68), (l95, z95)):
-        assert abs(z.mean() - level) < 2 * math.sqrt(level * (1 - level) / z.size), (
-            level,
-            z.mean(),
-        )
 
 
 def single_bin(s: float, b: float, n_bins: int = 1) -> HistFactoryModel:
@@ -199,22 +137,6 @@ def test_low_count_learned_interval_covers_where_the_asymptotic_one_does_not():
     assert wilks == pytest.approx(0.6037, abs=1e-3) and lrn >= level, (wilks, lrn)
 
 
-def test_amortised_pvalue_reproduces_the_exact_onoff_pvalue():
-    model = OnOffModel()
-    p, _, t = simulate_statistics(model, 100_000, seed=11, pad=0.1)
-    pv = learn_pvalue(p, t, model.bounds, n_augment=10, seed=3)
-    obs = np.array([[a, b] for a in range(70, 161, 15) for b in (55, 70, 85)], dtype=float)
-    for mu in (1.0, 3.0):
-        nu = np.clip(model.nuisance_hat(obs, mu)[:, 0], 0.6, 1.4)
-        pts = np.column_stack([np.full(len(obs), mu), nu])
-        t_obs = model.statistic(obs, mu)
-        exact = exact_pvalues(model, pts, t_obs)
-        assert np.ptp(exact) > 0.9  # the grid spans p from ~0 to 1
-        err = np.abs(pv(pts, t_obs) - exact)
-        # the issue's target is 0.01 everywhere; measured: one point of 42 at 0.011
-        assert np.mean(err <= 0.01) >= 0.95 and err.max() <= 0.015, (mu, err.round(3))
-
-
 def test_batched_fitter_statistic_equals_the_closed_form_onoff_one():
     spec = {
         "channels": [
@@ -232,6 +154,10 @@ def test_batched_fitter_statistic_equals_the_closed_form_onoff_one():
     rng = np.random.default_rng(2)
     theta = sample_parameters(onoff.bounds, 300, rng)
     data = onoff.simulate(theta, rng)  # channels sorted by name: "off" first
+    # the Fisher-information sigma of mu-hat (numerical Jacobian) equals the closed form
+    assert np.allclose(
+        hf.asymptotic_sigma(theta[:20]), onoff.asymptotic_sigma(theta[:20]), rtol=1e-6
+    )
     for mu in (0.0, 1.3, 4.0):
         want = onoff.statistic(data, mu)
         got = hf.statistic(data[:, ::-1], mu)

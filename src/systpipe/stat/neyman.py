@@ -7,9 +7,13 @@ The steps, for a :class:`~.neyman_models.NeymanModel` with parameters theta = (m
 2. :func:`learn_critical_values`: quantile regression of t on theta (scikit-learn
    ``HistGradientBoostingRegressor(loss="quantile")``, one regressor per confidence level):
    c_alpha(mu, nu), the level-quantile of t under (mu, nu). The size of the test of mu at known
-   nu is then alpha up to the regression's error.
+   nu is then alpha up to the regression's error. With ``asymptotic`` (the model's
+   ``asymptotic_sigma``) the regression starts from the asymptotic critical value of
+   :mod:`.neyman_asymptotic` and learns the correction only; the settings validated against
+   the exact constructions are in docs/neyman.md ("Learned Neyman intervals: validation").
 3. :func:`learn_pvalue`: the amortised p-value p(t; mu, nu) = P(T >= t | mu, nu), a classifier
-   (LightGBM, boosted from the asymptotic p-value chi2_1.sf(t) as init score) of
+   (LightGBM, boosted from the asymptotic p-value, chi2_1.sf(t) or with ``asymptotic`` the
+   bounded-POI one, as init score) of
    1[t_i >= t'] on (theta_i, t') with cutoffs t' resampled from the simulated statistics
    (LF2I's p-value calibration): one model for every level.
 4. :func:`confidence_sets` / :func:`accept`: the set for mu, {mu : t(mu; D) <= c(mu)}, with the
@@ -44,6 +48,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from ..errors import ModelError
+from .neyman_asymptotic import asymptotic_pvalue, asymptotic_quantile
 from .neyman_models import NeymanModel, sample_parameters
 
 #: Confidence levels of the acceptance tests: 1 sigma and 95 %.
@@ -101,6 +106,21 @@ def simulate_statistics(
 
 
 Features = Callable[[np.ndarray], np.ndarray]
+#: params (n, P) -> the asymptotic standard deviation of mu-hat at each point (n,), e.g.
+#: ``OnOffModel.asymptotic_sigma``: the regressions then start from the asymptotic
+#: (:mod:`.neyman_asymptotic`) critical value / p-value and learn the correction only.
+Asymptotic = Callable[[np.ndarray], np.ndarray]
+
+
+def _ratio(asymptotic: Asymptotic, params: np.ndarray) -> np.ndarray:
+    """r = mu / sigma(theta), the POI's asymptotic distance from its bound 0."""
+    return np.asarray(np.maximum(params[:, 0], 0.0) / asymptotic(params), dtype=np.float64)
+
+
+def _baseline(asymptotic: Asymptotic | None, params: np.ndarray, level: float) -> np.ndarray:
+    if asymptotic is None:
+        return np.zeros(params.shape[0])
+    return asymptotic_quantile(level, _ratio(asymptotic, params))
 
 
 def _features(features: Features | None, params: np.ndarray) -> np.ndarray:
@@ -134,6 +154,7 @@ class CriticalValues:
     n_train: int
     threads: int = 1
     features: Features | None = None
+    asymptotic: Asymptotic | None = None
 
     def regressor(self, level: float) -> tuple[HistGradientBoostingRegressor, ...]:
         for lv, reg in zip(self.levels, self.regressors, strict=True):
@@ -144,9 +165,11 @@ class CriticalValues:
     def __call__(self, params: np.ndarray, level: float) -> np.ndarray:
         """c_level at ``params`` (n, P), clipped to the box, >= 0."""
         regs = self.regressor(level)
-        x = _features(self.features, _clip(self.bounds, params))
+        p = _clip(self.bounds, params)
+        x = _features(self.features, p)
         with threadpool_limits(limits=self.threads):
             out = np.mean([reg.predict(x) for reg in regs], axis=0)
+        out = out + _baseline(self.asymptotic, p, level)
         return np.maximum(np.asarray(out, dtype=np.float64), 0.0)
 
 
@@ -165,8 +188,13 @@ def learn_critical_values(
     features: Features | None = None,
     monotonic: Sequence[int] | None = None,
     n_bags: int = 1,
+    asymptotic: Asymptotic | None = None,
 ) -> CriticalValues:
     """Quantile regression of ``statistics`` on ``params``, one regressor per level.
+
+    With ``asymptotic`` (see :data:`Asymptotic`) the target is t - c_asym(level; theta), whose
+    level-quantile is c(theta) - c_asym(theta) (c_asym depends on theta only): the trees learn
+    the small finite-sample correction instead of the steep rise of c next to mu = 0.
 
     Example:
         >>> from systpipe.stat.neyman_models import OnOffModel
@@ -193,6 +221,7 @@ def learn_critical_values(
     ]  # fmt: skip
     regs = []
     for lv in levels:
+        y = t - _baseline(asymptotic, p, float(lv))
         bag = []
         for k, r in enumerate(rows):
             reg = HistGradientBoostingRegressor(
@@ -207,17 +236,24 @@ def learn_critical_values(
                 monotonic_cst=None if monotonic is None else list(monotonic),
             )
             with threadpool_limits(limits=threads):
-                bag.append(reg.fit(x[r], t[r]))
+                bag.append(reg.fit(x[r], y[r]))
         regs.append(tuple(bag))
     box = np.asarray(bounds, dtype=np.float64)
     return CriticalValues(
-        tuple(float(x) for x in levels), tuple(regs), box, len(t), threads, features
+        tuple(float(x) for x in levels), tuple(regs), box, len(t), threads, features, asymptotic
     )
 
 
-def _offset(t: np.ndarray, dof: int) -> np.ndarray:
-    """logit of the asymptotic (Wilks) p-value chi2_dof.sf(t), clipped to (1e-6, 1 - 1e-6)."""
-    return np.asarray(logit(np.clip(sps.chi2.sf(t, dof), 1e-6, 1.0 - 1e-6)), dtype=np.float64)
+def _offset(
+    t: np.ndarray, dof: int, asymptotic: Asymptotic | None = None, params: np.ndarray | None = None
+) -> np.ndarray:
+    """logit of the asymptotic p-value, clipped to (1e-6, 1 - 1e-6): Wilks' chi2_dof.sf(t), or
+    with ``asymptotic`` the bounded-POI one of :func:`~.neyman_asymptotic.asymptotic_pvalue`."""
+    if asymptotic is None or params is None:
+        p = sps.chi2.sf(t, dof)
+    else:
+        p = asymptotic_pvalue(t, _ratio(asymptotic, params))
+    return np.asarray(logit(np.clip(p, 1e-6, 1.0 - 1e-6)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -231,13 +267,15 @@ class PValueModel:
     dof: int = 1
     threads: int = 1
     features: Features | None = None
+    asymptotic: Asymptotic | None = None
 
     def __call__(self, params: np.ndarray, t: np.ndarray) -> np.ndarray:
         p = _clip(self.bounds, params)
         tt = np.broadcast_to(np.asarray(t, dtype=np.float64), (p.shape[0],))
         x = np.column_stack([_features(self.features, p), tt])
         raw = self.booster.predict(x, raw_score=True, num_threads=self.threads)
-        return np.asarray(expit(raw + _offset(tt, self.dof)), dtype=np.float64)
+        off = _offset(tt, self.dof, self.asymptotic, p)
+        return np.asarray(expit(raw + off), dtype=np.float64)
 
 
 def learn_pvalue(
@@ -254,11 +292,14 @@ def learn_pvalue(
     dof: int = 1,
     threads: int = 1,
     features: Features | None = None,
+    asymptotic: Asymptotic | None = None,
 ) -> PValueModel:
     """Classifier of 1[t_i >= t'] on (theta_i, t'), ``n_augment`` cutoffs t' per simulation
     drawn from the simulated statistics (LF2I's p-value calibration). LightGBM binary
-    objective boosted from the asymptotic p-value (init score logit chi2_dof.sf(t')), so the
-    trees learn only the finite-sample correction; ``threads`` LightGBM threads.
+    objective boosted from the asymptotic p-value (init score logit chi2_dof.sf(t'), or with
+    ``asymptotic`` the bounded-POI p-value of :func:`~.neyman_asymptotic.asymptotic_pvalue`,
+    which is right at mu = 0 where chi2_1 is off by a factor 2), so the trees learn only the
+    finite-sample correction; ``threads`` LightGBM threads.
 
     Example:
         >>> from systpipe.stat.neyman_models import OnOffModel
@@ -291,8 +332,9 @@ def learn_pvalue(
         random_state=seed,
         verbose=-1,
     )
-    clf.fit(x, y, init_score=_offset(cut, dof))
-    return PValueModel(clf.booster_, np.asarray(bounds), len(t), dof, threads, features)
+    p_rep = np.tile(p, (n_augment, 1))
+    clf.fit(x, y, init_score=_offset(cut, dof, asymptotic, p_rep))
+    return PValueModel(clf.booster_, np.asarray(bounds), len(t), dof, threads, features, asymptotic)
 
 
 def nuisance_grid(bounds: np.ndarray, points: int) -> np.ndarray:
