@@ -22,6 +22,7 @@ BENCHES = {
     "scan": (["bench_scan.py"], ["bench_scan.py", "--events", "100000", "--loop-thresholds", "20"]),
     "fit": (["bench_fit.py"], ["bench_fit.py"]),
     "toys": (["bench_toys.py"], ["bench_toys.py", "--quick"]),
+    "inferno": (["bench_inferno.py"], ["bench_inferno.py", "--quick"]),
     "workflow": (["bench_workflow.py"], None),
 }
 

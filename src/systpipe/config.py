@@ -382,6 +382,15 @@ def _semantic_checks(cfg: dict[str, Any], source: str) -> None:
             )
     for i, syst in enumerate(cfg["systematics"]):
         _check_systematic(syst, f"systematics[{i}]", source)
+    for i, clf in enumerate(cfg["classifiers"]):
+        if clf.get("systematics_aware") is not None:
+            from .augment import parse_aware
+
+            try:
+                parse_aware(clf["systematics_aware"], cfg["systematics"],
+                            key=f"classifiers[{i}].systematics_aware")  # fmt: skip
+            except ConfigError as exc:
+                raise ConfigError(f"invalid {source}: {exc}") from exc
     for key, thr in (
         ("scan.thresholds", cfg["scan"]["thresholds"]),
         ("fit.optimise.thresholds", cfg["fit"]["optimise"]["thresholds"]),

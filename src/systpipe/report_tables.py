@@ -19,7 +19,7 @@ from .plots.labels import DEFAULT_LABELS, PlotLabels
 
 #: The question's systematics, in its column order; others follow in config order.
 QUESTION_ORDER = ("sig", "bkg", "lumi", "det")
-METHODS = ("shift", "linear", "profile", "chi2")
+METHODS = ("shift", "linear", "profile", "chi2", "neyman")
 MODES = ("frequentist", "challenge", "bootstrap")
 #: Plain-text and LaTeX headers of the uncertainty columns.
 HEADERS = {
@@ -241,6 +241,7 @@ METHOD_NAMES = {
     "linear": "cut-and-count linear propagation",
     "profile": "binned profile-likelihood",
     "chi2": "covariance chi2",
+    "neyman": "learned Neyman (binned model)",
 }
 
 

@@ -26,7 +26,10 @@ METHOD = "shift"
 #: The cut-and-count working points of the scan, and the table's row order.
 WORKING_POINTS = ("max_ams", "min_dmu_tot")
 WORKING_POINT_ORDER = ("max_ams", "min_dmu_tot", "profile_optimum")
-METHOD_ORDER = ("shift", "linear", "profile", "chi2")
+METHOD_ORDER = ("shift", "linear", "profile", "chi2", "neyman")
+#: Columns only the neyman rows fill (its set's edges, the construction and its flags); the
+#: table has them only when some method row does.
+EXTRA_COLUMNS = ("mu_lo", "mu_hi", "notes")
 #: Raw and effective MC event counts of the working point, copied into every row.
 COUNT_COLUMNS = ("n_raw_S", "n_raw_B", "neff_S", "neff_B")
 #: ``guard`` of a row whose working point no guard limited; also that of the profile optimum,
@@ -347,7 +350,10 @@ def merge_method_rows(
         others = others.join(guards, on=["classifier", "working_point"])
         others["guard"] = others["guard"].fillna(NO_GUARD)
     table = pd.concat([shift, others], ignore_index=True)
-    table = table[[*shift.columns]]
+    extra = [c for c in EXTRA_COLUMNS if c in others.columns]
+    table = table[[*shift.columns, *extra]]
+    if "notes" in extra:
+        table["notes"] = table["notes"].fillna("").astype(str)
     order = {
         "classifier": {c: i for i, c in enumerate(classifiers)},
         "working_point": {w: i for i, w in enumerate(WORKING_POINT_ORDER)},

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,10 @@ from .errors import ConfigError, DataContractError, ModelError
 from .io import write_json
 from .models import adapter_for, adapter_for_model, build_classifier
 from .models.base import ClassifierAdapter, FitProgress
+
+if TYPE_CHECKING:
+    from .augment import AwareSpec
+    from .systematics import VaryContext
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ class TrainInfo:
     negative_weights: str
     n_iterations: int | None = None
     feature_importances: dict[str, float] = field(default_factory=dict)
+    #: systematics-aware training (:mod:`systpipe.augment`): its record, None for plain BCE
+    systematics_aware: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +325,9 @@ def train_classifier(
     seed: int = 0,
     log: logging.Logger | None = None,
     source: str | None = None,
+    aware: AwareSpec | None = None,
+    systematics: list[Any] | tuple[Any, ...] = (),
+    vary_context: VaryContext | None = None,
 ) -> tuple[Any, TrainInfo]:
     """Fit classifier ``name`` of ``type_`` on ``train_df`` and describe the run.
 
@@ -327,6 +336,11 @@ def train_classifier(
     :func:`training_weights`, and fitted with exactly ``threads`` threads (library setting plus
     an OpenMP/BLAS limit). Progress is logged about ten times per fit. ``source`` (the input
     file) is named in the messages about bad data.
+
+    With ``aware`` (systematics-aware training, :mod:`systpipe.augment`) the subsample is
+    augmented with nuisance values drawn from their priors through the vary step's code
+    (``systematics``, ``vary_context``) before weighting; a parameterised model's inputs are
+    the features followed by the alpha columns (``TrainInfo.features``).
 
     Raises:
         DataContractError: missing label/weight/feature columns, +/-inf in a feature, absurd
@@ -356,8 +370,13 @@ def train_classifier(
         raise ModelError(
             f"classifier {name!r}: training sample needs both labels, has {np.unique(y).tolist()}"
         )
+    physics_w = train_df["weight"].to_numpy()[idx]
+    if aware is not None:
+        X, y, physics_w, features = _augmented(
+            train_df.iloc[idx], features, aware, systematics, vary_context, seed, source
+        )
     w = training_weights(
-        train_df["weight"].to_numpy()[idx],
+        physics_w,
         y,
         weighting=weighting,
         negative_weights=negative_weights,
@@ -402,8 +421,30 @@ def train_classifier(
         negative_weights=negative_weights,
         n_iterations=adapter.n_iterations(model),
         feature_importances=feature_importances(model, features, adapter),
+        systematics_aware=None if aware is None else {**aware.record(), "n_events": int(len(idx))},
     )
     return model, info
+
+
+def _augmented(
+    sample: pd.DataFrame,
+    features: list[str],
+    aware: AwareSpec,
+    systematics: list[Any] | tuple[Any, ...],
+    vary_context: VaryContext | None,
+    seed: int,
+    source: str | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Features (plus alphas), labels, physics weights and input names of the augmented sample."""
+    from .augment import augment_events
+    from .provenance import derive_seed
+    from .systematics import VaryContext
+
+    ctx = vary_context or VaryContext(seed=seed, features=tuple(features))
+    table = augment_events(sample, aware, systematics, ctx, seed=derive_seed(seed, "augment"))
+    inputs = [*features, *aware.alpha_columns]
+    X = feature_matrix(table, inputs, source=source)
+    return X, table["label"].to_numpy().astype(np.int64), table["weight"].to_numpy(), inputs
 
 
 # --------------------------------------------------------------------------------------------

@@ -120,8 +120,9 @@ def events(n: int = 800, seed: int = 0) -> pd.DataFrame:
 
 
 def test_builtin_lookups() -> None:
-    assert list(models.BUILTIN_TYPES) == ["hgb", "rf", "lgbm", "xgb"]
-    assert [adapter_for(t).family for t in models.BUILTIN_TYPES] == ["hgb", "rf", "lgbm", "xgb"]
+    assert list(models.BUILTIN_TYPES) == ["hgb", "rf", "lgbm", "xgb", "inferno"]
+    families = [adapter_for(t).family for t in models.BUILTIN_TYPES]
+    assert families == ["hgb", "rf", "lgbm", "xgb", "inferno"]
     assert classifier_family("sklearn.ensemble:ExtraTreesClassifier") == "rf"  # any forest
     assert classifier_family("lightgbm:LGBMClassifier") == "lgbm"
     assert classifier_family("sklearn.linear_model:LogisticRegression") == "sklearn"
@@ -188,7 +189,7 @@ def test_unregistered_plugin_is_gone(lrjson: ClassifierAdapter, tmp_path: Path) 
         with pytest.raises(
             ModelError,
             match=r"unknown model file extension '.lrjson'; "
-            r"expected .txt, .ubj or .skops",
+            r"expected .txt, .ubj, .skops or .npz",
         ):
             load_model(tmp_path / "m.lrjson")
         # an import path to the plugin's class falls back to the generic scikit-learn library
@@ -201,7 +202,7 @@ def test_plugin_extension_listed_while_registered(
     lrjson: ClassifierAdapter, tmp_path: Path
 ) -> None:
     (tmp_path / "m.pkl").write_bytes(b"\x80\x04")
-    with pytest.raises(ModelError, match=r"expected .txt, .ubj, .skops or .lrjson"):
+    with pytest.raises(ModelError, match=r"expected .txt, .ubj, .skops, .npz or .lrjson"):
         load_model(tmp_path / "m.pkl")
 
 

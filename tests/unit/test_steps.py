@@ -87,16 +87,20 @@ def chain(tmp_path_factory):
             output={"events": d / f"{v}.parquet"},
         )
         (scores if v.startswith("det") else weights)[v] = d / f"{v}.parquet"
-    for v in ("nominal", "det_up", "det_down"):
-        events = p["test"] if v == "nominal" else d / f"{v}.parquet"
-        run(
-            "score",
-            config=cfg,
-            wildcards={"clf": "xgb", "variation": v},
-            input={"model": d / "xgb.ubj", "events": events},
-            output={"scores": d / f"score_{v}.parquet"},
-        )
-        scores[v] = d / f"score_{v}.parquet"
+    scored = ("nominal", "det_up", "det_down")
+    (d / "scores").mkdir()
+    run(
+        "score",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input={
+            "model": d / "xgb.ubj",
+            "events": [p["test"] if v == "nominal" else d / f"{v}.parquet" for v in scored],
+        },
+        output={"scores": [d / "scores" / f"{v}.parquet" for v in scored]},
+    )
+    for v in scored:
+        scores[v] = d / "scores" / f"{v}.parquet"
     named_scores = {f"score__{v}": scores[v] for v in ("nominal", "det_up", "det_down")}
     named_weights = {f"weight__{v}": w for v, w in weights.items()}
     run(
@@ -221,7 +225,7 @@ def test_a_step_reading_an_undeclared_section_fails_loudly(chain, tmp_path):
             config=cfg,
             settings={"systematics": []},
             wildcards={"clf": "xgb"},
-            input={"score__nominal": d / "score_nominal.parquet"},
+            input={"score__nominal": d / "scores" / "nominal.parquet"},
             output={"scan": tmp_path / "scan.parquet"},
         )
     assert not (tmp_path / "scan.parquet").exists()

@@ -101,7 +101,7 @@ def test_every_method_runs_and_agrees_on_mu_hat(setup):
     # challenge mode: auxiliary data at nominal, as the chi2 (which has none) assumes
     df = toys.run_toys(setup, mode="challenge", seed=5, start=0, count=20)
     assert list(df.columns) == toys.TOY_COLUMNS
-    assert len(df) == 20 * len(methods.BUILTIN_METHODS)
+    assert len(df) == 20 * len(methods.DEFAULT_TOY_METHODS)
     assert (df["status"] == "ok").all()
     wide = df.pivot(index="toy", columns="method", values="mu_hat")
     # the shift and linear methods share mu = (n - B)/S on the same counts

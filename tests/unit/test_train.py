@@ -212,7 +212,13 @@ def test_threads_and_seed_reach_the_library():
 
 
 def test_extensions():
-    assert [model_file_extension(t) for t in BUILTIN_TYPES] == ["skops", "skops", "txt", "ubj"]
+    assert [model_file_extension(t) for t in BUILTIN_TYPES] == [
+        "skops",
+        "skops",
+        "txt",
+        "ubj",
+        "npz",
+    ]
     assert model_file_extension(LOGREG) == "skops"
     assert model_file_extension("lightgbm.LGBMClassifier") == "txt"
     assert model_file_extension("xgboost:XGBClassifier") == "ubj"

@@ -52,7 +52,8 @@ def test_lint_is_clean(tmp_path):
 def test_dry_run_dag(tmp_path, configfile):
     out = snakemake(make_workdir(tmp_path), "-n", "--configfile", configfile).stdout
     scored = set(re.findall(r"results/scores/(\w+)/(\w+)\.parquet", out))
-    classifiers = {"hgb", "lgbm", "xgb", "rf"}
+    aware = {"lgbm_aug"} if configfile == "config/config.yaml" else set()
+    classifiers = {"hgb", "lgbm", "xgb", "rf"} | aware
     # Only nominal and the feature-changing detector variations are re-scored.
     assert scored == {(c, v) for c in classifiers for v in ("nominal", "det_up", "det_down")}
     for variation in (
@@ -190,10 +191,13 @@ def test_table_has_every_method_and_working_point(smoke_runs):
         (c, w, m)
         for c in ("hgb", "lgbm", "xgb", "rf")
         for w in ("max_ams", "min_dmu_tot", "profile_optimum")
-        for m in ("shift", "linear", "profile", "chi2")
+        for m in ("shift", "linear", "profile", "chi2", "neyman")
     }
     assert len(table) == len(keys)
-    assert np.all(np.isfinite(table[["dmu_stat", "dmu_tot"]].to_numpy()))
+    # a neyman set has no statistical/systematic split: its breakdown columns are NaN
+    broken_down = table[table["method"] != "neyman"]
+    assert np.all(np.isfinite(broken_down[["dmu_stat", "dmu_tot"]].to_numpy()))
+    assert np.all(np.isfinite(table["dmu_tot"]))
     profile = table[table["method"] == "profile"]
     np.testing.assert_allclose(profile["mu_hat"], 1.0, atol=1e-3)  # Asimov data at mu = 1
     # the profile-likelihood optimum has the smallest profile dmu_tot of the working points
@@ -239,10 +243,11 @@ def test_profile_likelihood_coverage_of_frequentist_toys(smoke_runs):
     assert row["n_toys"] >= 1000 and row["n_failed"] <= 0.01 * row["n_toys"]
     err = np.sqrt(0.6827 * (1 - 0.6827) / row["n_ok"])
     assert abs(row["coverage"] - 0.6827) < 2 * err, row.to_dict()
-    assert set(coverage["method"]) == {"shift", "linear", "profile", "chi2"}
+    assert set(coverage["method"]) == {"shift", "linear", "profile", "chi2", "neyman"}
     assert set(coverage["mode"]) == {"frequentist", "challenge", "bootstrap"}
-    # every mode's profile coverage within 3 binomial sigma, no mode with failed toys above 1 %
-    for _, r in coverage[coverage["method"] == "profile"].iterrows():
+    # every mode's profile and learned-Neyman coverage within 3 binomial sigma, no mode with
+    # failed toys above 1 %
+    for _, r in coverage[coverage["method"].isin(["profile", "neyman"])].iterrows():
         err = np.sqrt(0.6827 * (1 - 0.6827) / r["n_toys"])
         assert abs(r["coverage"] - 0.6827) < 3 * err and r["failure_rate"] < 0.01, r.to_dict()
 

@@ -191,7 +191,9 @@ def test_ntuple_through_the_whole_workflow(tmp_path):
     assert not np.allclose(up["met"], nom["met"])  # MET follows the shifted leptons
     table = pd.read_parquet(results / "tables" / "uncertainties.parquet")
     assert set(table["classifier"]) == {"hgb"}
-    assert np.isfinite(table["dmu_lep_es"]).all() and (table["dmu_lep_es"] > 0).all()
+    # a learned Neyman set has no per-systematic breakdown: its dmu_<k> columns are NaN
+    broken_down = table[table["method"] != "neyman"]
+    assert np.isfinite(broken_down["dmu_lep_es"]).all() and (broken_down["dmu_lep_es"] > 0).all()
 
     # A changed ntuple is re-read: the ingest rule declares it as an input.
     assert "Nothing to be done" in snakemake(tmp_path, "--configfile", "ntuple.yaml", "-n").stdout

@@ -66,10 +66,16 @@ def get_model(wildcards):
     return model_path(wildcards.clf)
 
 
-def get_score_events(wildcards):
-    if wildcards.variation == "nominal":
-        return "results/data/test.parquet"
-    return f"results/variations/{wildcards.variation}.parquet"
+def score_events():
+    # the events of every scored variation, in SCORED_VARIATIONS order (the score rule's outputs)
+    return [
+        (
+            "results/data/test.parquet"
+            if variation == "nominal"
+            else f"results/variations/{variation}.parquet"
+        )
+        for variation in SCORED_VARIATIONS
+    ]
 
 
 def get_scan_inputs(wildcards):
@@ -169,7 +175,42 @@ def get_method_inputs(wildcards):
             "chi2": f"{fit_dir}/chi2.json",
         }
         | get_data_scores(wildcards)
+        | get_neyman_intervals(wildcards)
     )
+
+
+NEYMAN_ENABLED = FIT_ENABLED and config["neyman"]["enabled"]
+# the working points with profile rows in the table (steps/fit.py: methods)
+NEYMAN_WORKING_POINTS = ["max_ams", "min_dmu_tot", "profile_optimum"]
+
+
+def get_neyman_intervals(wildcards):
+    # the neyman rows of the methods step: one observed interval per working point
+    if not NEYMAN_ENABLED:
+        return {}
+    return {
+        f"neyman__{wp}": f"results/fit/{wildcards.clf}/neyman/{wp}.json"
+        for wp in NEYMAN_WORKING_POINTS
+    }
+
+
+def get_neyman_inputs(wildcards):
+    # the profile optimum's workspace is the fit's; the cut-and-count working points' one-bin
+    # workspaces are rebuilt from the scores, as the methods step builds them
+    return (
+        {"workspace": f"results/fit/{wildcards.clf}/workspace.json"}
+        | get_scan_inputs(wildcards)
+        | {"scan": f"results/scans/{wildcards.clf}.parquet"}
+        | get_data_scores(wildcards)
+    )
+
+
+def get_toy_inputs(wildcards):
+    # the calibration of the fit workspace, only when the toys run the neyman method
+    inputs = {"workspace": f"results/fit/{wildcards.clf}/workspace.json"}
+    if "neyman" in config["toys"]["methods"]:
+        inputs["neyman"] = f"results/fit/{wildcards.clf}/neyman/profile_optimum.parquet"
+    return inputs
 
 
 def toy_chunks(wildcards):

@@ -8,6 +8,8 @@ rule workspace:
         binning="results/fit/{clf}/binning.json",
     log:
         "results/logs/fit/{clf}/workspace.log",
+    # the chain to the toys and the table before the plots (leaves of the DAG)
+    priority: 1
     conda:
         ENV
     threads: 1
@@ -79,6 +81,8 @@ rule fit:
         ],
     log:
         "results/logs/fit/{clf}/fit.log",
+    # the chain to the toys and the table before the plots (leaves of the DAG)
+    priority: 1
     conda:
         ENV
     threads: 1

@@ -62,6 +62,7 @@ rule plots_classifier:
             "results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS
         ),
         model=get_model,
+        info="results/models/{clf}.json",
         train="results/data/train.parquet",
     output:
         breakdown_png=report(

@@ -1,15 +1,20 @@
-# Scores per classifier for the nominal test data and every feature-changing variation.
-# Weight-only variations never get a score job: the scan reuses the nominal scores.
+# Scores per classifier for the nominal test data and every feature-changing variation, in one
+# job per classifier (the model is loaded once). Weight-only variations are never scored: the
+# scan reuses the nominal scores.
 rule score:
     input:
         model=get_model,
-        events=get_score_events,
+        events=score_events(),
+        # the model record: a parameterised classifier's alpha inputs and their values
+        info="results/models/{clf}.json",
     output:
-        scores="results/scores/{clf}/{variation}.parquet",
+        scores=expand(
+            "results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS
+        ),
     log:
-        "results/logs/score/{clf}/{variation}.log",
-    wildcard_constraints:
-        variation=_alternatives(SCORED_VARIATIONS),
+        "results/logs/score/{clf}.log",
+    # the chain to the toys and the table before the plots (leaves of the DAG)
+    priority: 1
     conda:
         ENV
     threads: config["training"]["threads"]
@@ -25,6 +30,7 @@ rule score_data:
     input:
         model=get_model,
         events=lambda wildcards: config["fit"]["data"]["path"],
+        info="results/models/{clf}.json",
     output:
         scores="results/scores/{clf}/data.parquet",
     log:

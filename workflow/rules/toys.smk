@@ -2,11 +2,13 @@
 # per classifier (steps/toys.py).
 rule toys:
     input:
-        workspace="results/fit/{clf}/workspace.json",
+        unpack(get_toy_inputs),
     output:
         toys="results/fit/{clf}/toys/{mode}_{chunk}.parquet",
     log:
         "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
+    # the chain to the toys and the table before the plots (leaves of the DAG)
+    priority: 1
     conda:
         ENV
     threads: 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..inferno.adapter import InferenceAwareAdapter
 from .base import ClassifierAdapter
 from .lightgbm import LightGBMAdapter
 from .sklearn import HistGradientBoostingAdapter, RandomForestAdapter, SklearnAdapter
@@ -31,15 +32,18 @@ log = logging.getLogger(__name__)
 
 _LGBM, _XGB = LightGBMAdapter(), XGBoostAdapter()
 _HGB, _RF = HistGradientBoostingAdapter(), RandomForestAdapter()
+_INFERNO = InferenceAwareAdapter()
 #: The built-in libraries, in the order estimator classes and models are matched against them.
-_BUILTIN_LIBRARIES: tuple[ClassifierAdapter, ...] = (_LGBM, _XGB, _HGB, _RF)
+_BUILTIN_LIBRARIES: tuple[ClassifierAdapter, ...] = (_LGBM, _XGB, _HGB, _RF, _INFERNO)
 #: Estimators that no library claims: any scikit-learn-compatible class, saved with skops.
 _GENERIC: ClassifierAdapter = SklearnAdapter()
 #: Libraries added by :func:`register_library` (plugins), consulted first.
 _PLUGINS: list[ClassifierAdapter] = []
 
 #: Built-in classifier types (``classifiers[].type``) and the estimator each one builds.
-BUILTIN_TYPES: dict[str, str] = {**_HGB.types, **_RF.types, **_LGBM.types, **_XGB.types}
+BUILTIN_TYPES: dict[str, str] = {
+    **_HGB.types, **_RF.types, **_LGBM.types, **_XGB.types, **_INFERNO.types,
+}  # fmt: skip
 
 #: Parameters systpipe sets itself: threads come from the rule's ``threads``, seeds from the
 #: config's ``seed``, so a value in ``classifiers[].params`` would be silently overridden.
@@ -59,7 +63,7 @@ def classifier_types() -> dict[str, str]:
 
     Example:
         >>> list(classifier_types())
-        ['hgb', 'rf', 'lgbm', 'xgb']
+        ['hgb', 'rf', 'lgbm', 'xgb', 'inferno']
     """
     out = dict(BUILTIN_TYPES)
     for adapter in _PLUGINS:

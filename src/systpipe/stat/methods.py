@@ -7,6 +7,8 @@ each, used by the final table's method rows and by the pseudo-experiments alike.
   Jacobian of mu = (n - B)/S, shape systematics through their symmetrised shift.
 - ``profile``: the binned profile-likelihood interval of the HistFactory model.
 - ``chi2``: the covariance-matrix chi2 with fully correlated systematic shifts.
+- ``neyman``: the learned Neyman set of the binned model (:mod:`.neyman_binned`); in the toys
+  only when listed in ``toys.methods`` (it needs the calibration of the workspace).
 
 Definitions in docs/statistics.md. A new method is one :class:`Method` registered with
 :func:`register_method` (plus the ``toys.methods`` enum of the schema).
@@ -100,6 +102,8 @@ class BinnedInputs:
     s_bins: np.ndarray
     b_bins: np.ndarray
     chi2_shifts: dict[str, np.ndarray]
+    #: what a method needs beyond the model, by method name (the neyman calibration)
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- cut and count
@@ -375,6 +379,29 @@ def _linear_toy(
     return linear(inputs.cut, float(n[inputs.cut.bins].sum()), symmetrise=symmetrise)
 
 
+def _neyman_batch(inputs: BinnedInputs, n: np.ndarray, aux: np.ndarray, sym: str = "") -> ToyBatch:
+    """The learned Neyman set of every toy (:func:`~.neyman_binned.neyman_intervals`) with the
+    calibration in ``inputs.extras["neyman"]`` (the toys step loads it)."""
+    from .neyman_binned import neyman_intervals
+
+    cal = inputs.extras.get("neyman")
+    if cal is None:
+        raise ConfigError("toys.methods has neyman but no calibration was loaded (input 'neyman')")
+    r = neyman_intervals(inputs.model, cal, n, aux)
+    return ToyBatch(
+        r.mu_hat, r.lo, r.hi, r.at_bound, ["no Neyman set edge" if f else "" for f in r.failed]
+    )
+
+
+def _neyman_toy(
+    inputs: BinnedInputs, n: np.ndarray, aux: np.ndarray, symmetrise: str
+) -> MethodResult:
+    b = _neyman_batch(inputs, np.atleast_2d(n), np.atleast_2d(aux))
+    if b.failure[0]:
+        raise RuntimeError(b.failure[0])
+    return MethodResult("neyman", float(b.mu_hat[0]), float(b.lo[0]), float(b.hi[0]))
+
+
 #: The registry of statistical methods (``toys.methods``), in the table's order.
 METHODS: dict[str, Method] = {
     m.name: m
@@ -383,9 +410,12 @@ METHODS: dict[str, Method] = {
         Method("linear", _linear_toy),
         Method("profile", lambda inputs, n, aux, sym: profile(inputs, n, aux), profile_batch),
         Method("chi2", lambda inputs, n, aux, sym: chi2(inputs, n, aux), chi2_batch),
+        Method("neyman", _neyman_toy, _neyman_batch),
     )
 }
 BUILTIN_METHODS = tuple(METHODS)
+#: The default methods of :func:`~.toys.run_toys` (neyman needs its calibration: opt-in).
+DEFAULT_TOY_METHODS = ("shift", "linear", "profile", "chi2")
 
 
 def register_method(method: Method) -> Method:
@@ -426,6 +456,7 @@ def table_columns_of(result: MethodResult, names: Sequence[str]) -> dict[str, fl
 
 __all__ = [
     "BUILTIN_METHODS",
+    "DEFAULT_TOY_METHODS",
     "METHODS",
     "BinnedInputs",
     "CutAndCount",

@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ConfigError, DataContractError
 from ..systematics import parse_systematics
 from .likelihood import HistFactoryModel
-from .methods import BUILTIN_METHODS, METHODS, BinnedInputs, CutAndCount
+from .methods import DEFAULT_TOY_METHODS, METHODS, BinnedInputs, CutAndCount
 from .priors import Prior
 from .workspace import MC_STAT
 
@@ -344,7 +344,7 @@ def run_toys(
     seed: int,
     start: int,
     count: int,
-    methods: Sequence[str] = BUILTIN_METHODS,
+    methods: Sequence[str] = DEFAULT_TOY_METHODS,
     mu_true: float = 1.0,
     first_bin: int = 0,
     symmetrise: str = "mean",

@@ -446,10 +446,13 @@ def methods(
     chi2: str | Path,
     weight: PathMap | None = None,
     data_scores: str | Path | None = None,
+    neyman: PathMap | None = None,
     methods: str | Path,
 ) -> None:
     """Rows of the method comparison for one classifier: linear, profile and chi2 at the two
-    cut-and-count working points, and all four methods at the profile-likelihood optimum."""
+    cut-and-count working points, and all four methods at the profile-likelihood optimum;
+    plus a neyman row at every working point whose observed Neyman interval is given
+    (``neyman__<working point>``, the ``neyman`` rule's JSON)."""
     from ..stat import methods as stat_methods
     from ..stat.fit import fit_workspace
     from ..table import method_row, row_base, shift_row_columns, working_points
@@ -493,6 +496,7 @@ def methods(
             settings["chi2"], fit_cfg, systematics, frames, edges, observed, model=model
         )
         add(stat_methods.chi2_from_dict(record, names), wp, row, 1)
+        add_neyman(rows, neyman, wp, clf=clf, scan_row=row, n_bins=1, names=names)
 
     row = _scan_row(scan_table, chosen["threshold"])
     n_bins = int(chosen["n_bins"])
@@ -506,7 +510,47 @@ def methods(
         n_bins,
     )
     add(stat_methods.chi2_from_dict(chi2_record, names), "profile_optimum", row, n_bins)
+    add_neyman(rows, neyman, "profile_optimum", clf=clf, scan_row=row, n_bins=n_bins, names=names)
     io.write_table(pd.DataFrame(rows), methods, ctx.provenance(classifier=clf))
+
+
+def neyman_result(record: Mapping[str, Any], names: Sequence[str]) -> Any:
+    """The neyman row's result from the ``neyman`` rule's record: mu-hat, the set's edges and
+    dmu_tot = half its width; no breakdown (NaN: the set has no stat/syst split)."""
+    from ..stat.methods import MethodResult, Term
+
+    nan = Term(math.nan, math.nan, math.nan)
+    mu, lo, hi = float(record["mu_hat"]), float(record["lo"]), float(record["hi"])
+    return MethodResult(
+        "neyman", mu, lo, hi, stat=nan, systematics=dict.fromkeys(names, nan), mc_stat=nan,
+        syst=nan, total=Term(mu - lo, hi - mu, 0.5 * (hi - lo)),
+    )  # fmt: skip
+
+
+def add_neyman(
+    rows: list[dict[str, Any]],
+    neyman: PathMap | None,
+    wp: str,
+    *,
+    clf: str,
+    scan_row: pd.Series,
+    n_bins: int,
+    names: Sequence[str],
+) -> None:
+    """Append the neyman row of ``wp`` when its record is given, with the interval's edges
+    (``mu_lo``, ``mu_hi``) and the construction and its flags in ``notes``."""
+    from ..stat.neyman_binned import record_notes
+    from ..table import method_row
+
+    if not neyman or wp not in neyman:
+        return
+    record = json.loads(Path(neyman[wp]).read_text())
+    row = method_row(
+        neyman_result(record, names), classifier=clf, working_point=wp, scan_row=scan_row,
+        n_bins=n_bins, names=names,
+    )  # fmt: skip
+    rows.append({**row, "mu_lo": float(record["lo"]), "mu_hi": float(record["hi"]),
+                 "notes": record_notes(record)})  # fmt: skip
 
 
 def cut_at(row: pd.Series, systematics: Sequence[Mapping[str, Any]]) -> Any:

@@ -76,7 +76,7 @@ def _sample(df: pd.DataFrame, n: int) -> pd.DataFrame:
 @step(
     "plots_classifier",
     uses=("plots", "systematics", "features", *LABEL_SECTIONS),
-    help="dmu breakdown, score variations, luminosity projection, MC counts and train-vs-test scores of one classifier (set: clf; in: scan, scores, model, train, binning)",
+    help="dmu breakdown, score variations, luminosity projection, MC counts and train-vs-test scores of one classifier (set: clf; in: scan, scores, model, info, train, binning)",
 )
 def plots_classifier(
     ctx: StepContext,
@@ -86,6 +86,7 @@ def plots_classifier(
     scores: Sequence[str | Path],
     model: str | Path,
     train: str | Path,
+    info: str | Path | None = None,
     binning: str | Path | None = None,
     breakdown_png: str | Path,
     breakdown_pdf: str | Path,
@@ -102,6 +103,7 @@ def plots_classifier(
     variations, the luminosity projection at the minimum-dmu_tot working point, the raw and
     effective MC counts per bin of the fit binning (else 10 bins above the max-AMS cut) and the
     train-versus-test score distributions with their KS p-values."""
+    from ..augment import read_aware
     from ..models import load_model
     from ..plots import scan as draw
     from ..plots.labels import labels_from_settings
@@ -148,7 +150,8 @@ def plots_classifier(
     train_df = _sample(io.read_table(train, required=("label", *features)), OVERTRAINING_EVENTS)
     train_scores = pd.DataFrame({
         "label": train_df["label"].to_numpy(),
-        "score": predict_scores(load_model(model), train_df, features=features, threads=ctx.threads),
+        "score": predict_scores(load_model(model), train_df, features=features,
+                                threads=ctx.threads, aware=read_aware(info)),
     })  # fmt: skip
     pvalues = plot_overtraining(
         train_scores,

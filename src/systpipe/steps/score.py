@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,43 +21,66 @@ log = logging.getLogger(__name__)
 @step(
     "score",
     uses=("features",),
-    help="score events (set: clf, variation; in: model, events; out: scores)",
+    help="score the nominal and every feature-changing variation (set: clf; in: model, events, info; out: scores, one per events file, named <variation>.parquet)",
 )
 def score(
     ctx: StepContext,
     *,
     clf: str,
-    variation: str,
     model: str | Path,
-    events: str | Path,
-    scores: str | Path,
+    events: Sequence[str | Path] | str | Path,
+    scores: Sequence[str | Path] | str | Path,
+    info: str | Path | None = None,
 ) -> None:
-    """Score the nominal or a feature-changing variation with one classifier."""
+    """Score the nominal events and every feature-changing variation with one classifier: the
+    i-th ``events`` file into the i-th ``scores`` file, whose stem names the variation. One job
+    per classifier, so the model is loaded (and its library imported) once.
+
+    A parameterised classifier (its model record ``info`` says so) scores every variation at
+    the same alpha, ``systematics_aware.score_at`` (default 0): the variation is in the
+    features, and the binned fit needs one fixed score function for all its templates.
+    """
+    from ..augment import read_aware
     from ..models import load_model
     from ..score import score_table
 
+    ins = [events] if isinstance(events, str | Path) else list(events)
+    outs = [scores] if isinstance(scores, str | Path) else list(scores)
+    if len(ins) != len(outs):
+        raise DataContractError(
+            f"score {clf}: {len(ins)} events files for {len(outs)} score files; they pair up in order"
+        )
     features = list(ctx.settings["features"])
-    df = io.read_table(events, required=("event_id", "label", "process", "weight", *features))
     fitted = load_model(model)
-    started = time.perf_counter()
-    table = score_table(fitted, df, features=features, threads=ctx.threads)
-    elapsed = time.perf_counter() - started
-    log.info(
-        "scored %d events in %.2f s (%.0f events/s)", len(df), elapsed, len(df) / max(elapsed, 1e-9)
-    )
-    io.write_table(table, scores, ctx.provenance(classifier=clf, variation=variation))
+    aware = read_aware(info)
+    for source, target in zip(ins, outs, strict=True):
+        variation = Path(str(target)).stem
+        df = io.read_table(source, required=("event_id", "label", "process", "weight", *features))
+        started = time.perf_counter()
+        table = score_table(fitted, df, features=features, threads=ctx.threads, aware=aware)
+        elapsed = time.perf_counter() - started
+        log.info("%s: scored %d events in %.2f s (%.0f events/s)", variation, len(df), elapsed,
+                 len(df) / max(elapsed, 1e-9))  # fmt: skip
+        io.write_table(table, target, ctx.provenance(classifier=clf, variation=variation))
 
 
 @step(
     "score_data",
     uses=("features",),
-    help="score the observed data events of fit.data.path (set: clf; in: model, events; out: scores)",
+    help="score the observed data events of fit.data.path (set: clf; in: model, events, info; out: scores)",
 )
 def score_data(
-    ctx: StepContext, *, clf: str, model: str | Path, events: str | Path, scores: str | Path
+    ctx: StepContext,
+    *,
+    clf: str,
+    model: str | Path,
+    events: str | Path,
+    scores: str | Path,
+    info: str | Path | None = None,
 ) -> None:
     """Score the observed data events of ``fit.data.path`` (Parquet or CSV with the feature
     columns; ``weight`` optional, 1 by default) for the fits."""
+    from ..augment import read_aware
     from ..models import load_model
     from ..score import predict_scores
 
@@ -76,7 +100,9 @@ def score_data(
         if "event_id" in df.columns
         else np.arange(len(df), dtype=np.int64)
     )
-    score = predict_scores(load_model(model), df, features=features, threads=ctx.threads)
+    score = predict_scores(
+        load_model(model), df, features=features, threads=ctx.threads, aware=read_aware(info)
+    )
     out = pd.DataFrame({"event_id": event_id, "weight": weight, "score": score})
     log.info("scored %d data events (sum of weights %.6g)", len(out), weight.sum())
     io.write_table(out, scores, ctx.provenance(classifier=clf))

@@ -118,7 +118,9 @@ def diagnostics(
 
 #: The rendered tables of the report (results/tables/<name>.{html,md,tex}).
 REPORT_TABLES = ("compact", "fit", "methods", "breakdown", "yields", "coverage")
-REPORT_SECTIONS = ("systematics", "report", "fit", "labels", "input", "simulate", "files")
+REPORT_SECTIONS = (
+    "systematics", "report", "fit", "labels", "input", "simulate", "files", "classifiers",
+)  # fmt: skip
 
 
 @step(
@@ -209,6 +211,8 @@ def report_pages(
         fit=fit_table if fits else None,
         recommendation_text=pages.recommendation(df, method, record.get("diagnostics", []), labels=labels),
         diagnostics=record, labels=labels,
+        aware_text=pages.aware_comparison(df, [c["name"] for c in ctx.settings["classifiers"]
+                                               if c.get("systematics_aware")], labels=labels),
     )  # fmt: skip
     io.write_text(body + "\n", summary)
     prov = json.loads(Path(provenance).read_text())

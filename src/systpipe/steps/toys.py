@@ -34,6 +34,7 @@ def toys(
     toys_in_chunk: str | int,
     workspace: str | Path,
     toys: str | Path,
+    neyman: str | Path | None = None,
 ) -> None:
     """One chunk of pseudo-experiments (scatter): toys chunk*chunk_size .. +toys_in_chunk-1,
     ``toys_in_chunk`` = chunk_size except in the last chunk (:func:`~systpipe.config.toy_chunk_size`)."""
@@ -48,6 +49,8 @@ def toys(
         raise ConfigError(f"toys chunk {index}: {count} toys, outside 1..toys.chunk_size")
     spec = json.loads(Path(workspace).read_text())
     setup = prepare(spec, systematics=ctx.settings["systematics"])
+    if "neyman" in cfg["methods"]:
+        setup.extras["neyman"] = load_calibration(neyman, spec)
     seed = derive_seed(ctx.seed, "toys", clf)
     log.info(
         "toys %s chunk %d: %d toys from %d, methods %s", mode, index, count, start, cfg["methods"]
@@ -65,6 +68,19 @@ def toys(
         mu_range=tuple(cfg["mu_range"]),
     )
     io.write_table(frame, toys, ctx.provenance(classifier=clf, mode=mode, chunk=index))
+
+
+def load_calibration(path: str | Path | None, spec: dict) -> object:
+    """The neyman calibration of the workspace ``spec`` (``results/fit/<clf>/neyman/
+    profile_optimum.parquet``), checked to be of this workspace."""
+    from ..stat.neyman_binned import Calibration, spec_hash
+
+    if path is None:
+        raise ConfigError("toys.methods has neyman: the rule needs the input 'neyman'")
+    cal = Calibration.from_frame(io.read_table(path), io.read_provenance(path))
+    if cal.spec_hash != spec_hash(spec):
+        raise ConfigError(f"{path}: the calibration is of another workspace (spec hash differs)")
+    return cal
 
 
 @step(
