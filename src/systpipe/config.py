@@ -541,6 +541,20 @@ def toy_chunk_counts(toys: Mapping[str, Any]) -> dict[str, int]:
     return {mode: -(-toy_count(toys, mode) // toys["chunk_size"]) for mode in toys["modes"]}
 
 
+def chunk_size_of(total: int, chunk_size: int, chunk: int, what: str) -> int:
+    """Items in chunk ``chunk`` of ``total`` split into chunks of ``chunk_size``: ``chunk_size``,
+    or what is left in the last one (toys and hypothesis-test toys alike).
+
+    Example:
+        >>> [chunk_size_of(2500, 1000, c, "hypotest") for c in range(3)]
+        [1000, 1000, 500]
+    """
+    count = min(chunk_size, total - int(chunk) * chunk_size)
+    if count <= 0:
+        raise ConfigError(f"{what} has no chunk {chunk} ({total} in chunks of {chunk_size})")
+    return count
+
+
 def toy_chunk_size(toys: Mapping[str, Any], mode: str, chunk: int) -> int:
     """Toys in chunk ``chunk`` of ``mode``: ``chunk_size``, or what is left in the last one.
 
@@ -549,11 +563,7 @@ def toy_chunk_size(toys: Mapping[str, Any], mode: str, chunk: int) -> int:
         >>> [toy_chunk_size(cfg, "frequentist", c) for c in range(3)]
         [250, 250, 100]
     """
-    start = int(chunk) * toys["chunk_size"]
-    count = min(toys["chunk_size"], toy_count(toys, mode) - start)
-    if count <= 0:
-        raise ConfigError(f"toys: mode {mode!r} has no chunk {chunk}")
-    return count
+    return chunk_size_of(toy_count(toys, mode), toys["chunk_size"], chunk, f"toys: mode {mode!r}")
 
 
 #: At most this many toy jobs per classifier: a dry run over many more takes minutes and GBs.

@@ -6,17 +6,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .. import io
+from ..config import chunk_size_of
 from ..errors import ConfigError, DataContractError
 from ..provenance import derive_seed
 from ..table import write_table
 from ._registry import StepContext, step
+
+if TYPE_CHECKING:
+    from ..stat.likelihood import HistFactoryModel
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +43,17 @@ CHUNK_COLUMNS = [
 ]
 
 
-def hypotest_chunk_count(cfg: dict, chunk: int) -> int:
-    """Toys per hypothesis in chunk ``chunk``: ``chunk_size``, or what is left in the last one.
+def hypotest_chunk_count(cfg: Mapping[str, Any], chunk: int) -> int:
+    """Toys per hypothesis in chunk ``chunk`` (:func:`~systpipe.config.chunk_size_of`).
 
     Example:
         >>> [hypotest_chunk_count({"n_toys": 2500, "chunk_size": 1000}, c) for c in range(3)]
         [1000, 1000, 500]
     """
-    start = int(chunk) * cfg["chunk_size"]
-    count = min(cfg["chunk_size"], cfg["n_toys"] - start)
-    if count <= 0:
-        raise ConfigError(f"hypotest: no chunk {chunk} for n_toys = {cfg['n_toys']}")
-    return count
+    return chunk_size_of(cfg["n_toys"], cfg["chunk_size"], chunk, "hypotest")
 
 
-def _observed(spec: dict) -> tuple[object, np.ndarray, np.ndarray]:
+def _observed(spec: dict) -> tuple[HistFactoryModel, np.ndarray, np.ndarray]:
     from ..stat.likelihood import HistFactoryModel
 
     model = HistFactoryModel(spec)
@@ -102,7 +103,7 @@ def hypotest(
         log.info(
             "hypotest %s chunk %d: %d toys per hypothesis, CLs at mu = %.6g", clf, index, n, mu_up
         )
-        cls = toy_cls(model, data, aux, mu_up, seed=seed, start=start, count=n)  # type: ignore[arg-type]
+        cls = toy_cls(model, data, aux, mu_up, seed=seed, start=start, count=n)
         row |= {
             "mu": cls.mu,
             "q_obs": cls.q_obs,
@@ -114,7 +115,7 @@ def hypotest(
         }
     else:
         log.warning("hypotest %s: no finite asymptotic upper limit in the fit, CLs skipped", clf)
-    p0 = toy_p0(model, data, aux, seed=seed, start=start, count=n)  # type: ignore[arg-type]
+    p0 = toy_p0(model, data, aux, seed=seed, start=start, count=n)
     row |= {
         "q0_obs": p0.q0_obs,
         "n_q0": p0.n_b,
@@ -166,7 +167,8 @@ def summarise_hypotests(chunks: Sequence[pd.DataFrame], fit: dict) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def _row(test, mu, q_obs, n, n_above, n_failed, value, error, asym, upper=math.nan) -> dict:  # type: ignore[no-untyped-def]
+def _row(test: str, mu: float, q_obs: float, n: int, n_above: int, n_failed: int, value: float,
+         error: float, asym: float, upper: float = math.nan) -> dict[str, Any]:  # fmt: skip
     pull = (value - asym) / error if error > 0 and math.isfinite(error) else math.nan
     note = ""
     if n_above == 0:
