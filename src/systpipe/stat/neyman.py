@@ -4,9 +4,12 @@ The steps, for a :class:`~.neyman_models.NeymanModel` with parameters theta = (m
 
 1. :func:`simulate_statistics`: B parameter points drawn uniformly in the model's box, one
    dataset each, and the profile likelihood ratio t(mu) of each dataset at its own mu.
-2. :func:`learn_critical_values`: quantile regression of t on theta (scikit-learn
-   ``HistGradientBoostingRegressor(loss="quantile")``, one regressor per confidence level):
-   c_alpha(mu, nu), the level-quantile of t under (mu, nu). The size of the test of mu at known
+2. :func:`learn_critical_values`: quantile regression of t on theta, one regressor per
+   confidence level: c_alpha(mu, nu), the level-quantile of t under (mu, nu). Two kinds:
+   ``"trees"`` (scikit-learn ``HistGradientBoostingRegressor(loss="quantile")``, flexible,
+   for steep c such as next to a POI bound) and ``"polynomial"`` (a linear quantile regression,
+   ``QuantileRegressor``, on the polynomial features of theta scaled to the box: far lower
+   variance at a given budget where c is smooth, as on the workflow's binned models). The size of the test of mu at known
    nu is then alpha up to the regression's error. With ``asymptotic`` (the model's
    ``asymptotic_sigma``) the regression starts from the asymptotic critical value of
    :mod:`.neyman_asymptotic` and learns the correction only; the settings validated against
@@ -39,12 +42,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import lightgbm as lgb
 import numpy as np
 from scipy import stats as sps
 from scipy.special import expit, logit
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import QuantileRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures
 from threadpoolctl import threadpool_limits
 
 from ..errors import ModelError
@@ -56,6 +63,12 @@ LEVELS = (0.6827, 0.95)
 METHODS = ("hybrid", "least_favourable")
 #: mu values on which the least-favourable critical value over the whole box is tabulated.
 LF_POINTS = 201
+#: The kinds of critical-value regression (``learn_critical_values(kind=...)``).
+REGRESSION_KINDS = ("trees", "polynomial")
+
+
+class Regressor(Protocol):
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
 def sampling_box(bounds: np.ndarray, pad: float) -> np.ndarray:
@@ -130,6 +143,12 @@ def _features(features: Features | None, params: np.ndarray) -> np.ndarray:
     return np.column_stack([params, features(params)])
 
 
+def _scaled(bounds: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """theta mapped linearly to [-1/2, 1/2] over the box: conditioned polynomial features."""
+    width = np.where(bounds[:, 1] > bounds[:, 0], bounds[:, 1] - bounds[:, 0], 1.0)
+    return np.asarray((params - bounds[:, 0]) / width - 0.5, dtype=np.float64)
+
+
 def _as_params(bounds: np.ndarray, params: np.ndarray) -> np.ndarray:
     p = np.atleast_2d(np.asarray(params, dtype=np.float64))
     if p.ndim != 2 or p.shape[1] != bounds.shape[0]:
@@ -149,14 +168,16 @@ class CriticalValues:
     """Learned c_alpha(theta) per confidence level (call it: ``cv(params, level)``)."""
 
     levels: tuple[float, ...]
-    regressors: tuple[tuple[HistGradientBoostingRegressor, ...], ...]
+    regressors: tuple[tuple[Regressor, ...], ...]
     bounds: np.ndarray
     n_train: int
     threads: int = 1
     features: Features | None = None
     asymptotic: Asymptotic | None = None
+    #: The regressors see theta scaled to [-1/2, 1/2] over the box (the polynomial kind).
+    scaled: bool = False
 
-    def regressor(self, level: float) -> tuple[HistGradientBoostingRegressor, ...]:
+    def regressor(self, level: float) -> tuple[Regressor, ...]:
         for lv, reg in zip(self.levels, self.regressors, strict=True):
             if math.isclose(lv, level, abs_tol=1e-9):
                 return reg
@@ -166,7 +187,7 @@ class CriticalValues:
         """c_level at ``params`` (n, P), clipped to the box, >= 0."""
         regs = self.regressor(level)
         p = _clip(self.bounds, params)
-        x = _features(self.features, p)
+        x = _features(self.features, _scaled(self.bounds, p) if self.scaled else p)
         with threadpool_limits(limits=self.threads):
             out = np.mean([reg.predict(x) for reg in regs], axis=0)
         out = out + _baseline(self.asymptotic, p, level)
@@ -189,8 +210,17 @@ def learn_critical_values(
     monotonic: Sequence[int] | None = None,
     n_bags: int = 1,
     asymptotic: Asymptotic | None = None,
+    kind: str = "trees",
+    degree: int = 2,
 ) -> CriticalValues:
     """Quantile regression of ``statistics`` on ``params``, one regressor per level.
+
+    ``kind="trees"`` fits boosted quantile trees (``max_iter`` ... ``monotonic``, ``n_bags``
+    bootstrap bags averaged); ``kind="polynomial"`` fits the exact linear quantile regression
+    (pinball loss, no penalty, HiGHS) on the degree-``degree`` polynomial features of theta
+    scaled to the box (the tree settings are then unused). Measured on the default workflow's
+    binned model (5,000 simulations, 6 seeds): the 68.27 % critical value at the truth spread
+    0.92-1.09 with trees and 0.98-1.00 with the quadratic, against the true 1.014.
 
     With ``asymptotic`` (see :data:`Asymptotic`) the target is t - c_asym(level; theta), whose
     level-quantile is c(theta) - c_asym(theta) (c_asym depends on theta only): the trees learn
@@ -214,7 +244,13 @@ def learn_critical_values(
         raise ModelError(f"confidence levels must be inside (0, 1), got {bad}")
     if n_bags < 1:
         raise ModelError(f"n_bags must be >= 1, got {n_bags}")
-    x = _features(features, p)
+    if kind not in REGRESSION_KINDS:
+        raise ModelError(f"regression kind must be one of {REGRESSION_KINDS}, got {kind!r}")
+    if degree < 1:
+        raise ModelError(f"polynomial degree must be >= 1, got {degree}")
+    box = np.asarray(bounds, dtype=np.float64)
+    scaled = kind == "polynomial"
+    x = _features(features, _scaled(box, p) if scaled else p)
     rng = np.random.default_rng(seed)
     rows = [np.arange(len(t))] if n_bags == 1 else [
         rng.integers(0, len(t), len(t)) for _ in range(n_bags)
@@ -222,8 +258,16 @@ def learn_critical_values(
     regs = []
     for lv in levels:
         y = t - _baseline(asymptotic, p, float(lv))
-        bag = []
+        bag: list[Regressor] = []
         for k, r in enumerate(rows):
+            if scaled:
+                poly = make_pipeline(
+                    PolynomialFeatures(degree, include_bias=False),
+                    QuantileRegressor(quantile=float(lv), alpha=0.0, solver="highs"),
+                )
+                with threadpool_limits(limits=threads):
+                    bag.append(poly.fit(x[r], y[r]))
+                continue
             reg = HistGradientBoostingRegressor(
                 loss="quantile",
                 quantile=float(lv),
@@ -238,9 +282,15 @@ def learn_critical_values(
             with threadpool_limits(limits=threads):
                 bag.append(reg.fit(x[r], y[r]))
         regs.append(tuple(bag))
-    box = np.asarray(bounds, dtype=np.float64)
     return CriticalValues(
-        tuple(float(x) for x in levels), tuple(regs), box, len(t), threads, features, asymptotic
+        tuple(float(x) for x in levels),
+        tuple(regs),
+        box,
+        len(t),
+        threads,
+        features,
+        asymptotic,
+        scaled,
     )
 
 
