@@ -7,6 +7,7 @@ rule vary:
         events="results/variations/{variation}.parquet",
     log:
         "results/logs/vary/{variation}.log",
+    priority: 2
     conda:
         ENV
     threads: 1

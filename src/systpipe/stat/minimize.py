@@ -23,6 +23,8 @@ TIGHT_TOLERANCE = 1e-7
 #: standard deviations of the minimum) is kept when HESSE succeeds: on ill-conditioned
 #: problems (control bins with 10^6 events next to 10-event signal bins) MIGRAD stalls there.
 EDM_ACCEPT = 1e-6
+#: Newton steps of a ``polish`` fit (:func:`minimize`).
+POLISH_STEPS = 3
 #: Two fits found the same minimum if their NLLs agree to this and no free parameter differs by
 #: more than half its step (post-fit error).
 SAME_NLL = 1e-6
@@ -143,6 +145,7 @@ def minimize(
     strategy: int = 1,
     tolerance: float = 1e-3,
     steps: np.ndarray | None = None,
+    polish: bool = False,
 ) -> Minimum:
     """Minimise the NLL with iminuit (MIGRAD, analytic gradient); optional HESSE and MINOS on the POI.
 
@@ -163,6 +166,10 @@ def minimize(
         steps: initial step sizes (default the prefit sigmas, 0.1 for normfactors); post-fit
             errors make refits near a known minimum much cheaper. Where the curvature scale at
             the start is smaller, it is used instead (:func:`_initial_steps`).
+        polish: without HESSE, still take up to :data:`POLISH_STEPS` Newton steps with the
+            Hessian from the analytic gradient (:func:`_gradient_covariance`, MIGRAD's
+            covariance as the fallback): a tolerance-1e-5 fit's mu-hat goes from ~2e-4 to
+            ~1e-5 for the cost of 2 x n_par gradients, where a tighter MIGRAD often stalls.
     """
     from iminuit import Minuit
 
@@ -234,9 +241,19 @@ def minimize(
         elif minos and not valid:
             minos_message = "not run: the minimum is invalid"
     values, nll = np.array(m.values), float(m.fval)
-    if cov is not None:
-        cov = _gradient_covariance(model, grad, values, fix, cov)
-        values, nll = _newton_step(model, fcn, grad, values, nll, cov, fix)
+    approx = None
+    if polish and valid and cov is None and m.covariance is not None:
+        approx = _gradient_covariance(model, grad, values, fix, np.array(m.covariance))
+    if cov is not None or approx is not None:
+        if cov is not None:
+            cov = _gradient_covariance(model, grad, values, fix, cov)
+        curv = cov if cov is not None else approx
+        assert curv is not None
+        for _ in range(1 if cov is not None else POLISH_STEPS):
+            new, new_nll = _newton_step(model, fcn, grad, values, nll, curv, fix)
+            if new is values:
+                break
+            values, nll = new, new_nll
         if minos_res is not None:  # MINOS's offsets are from Minuit's value
             shift = float(m.values[ip] - values[ip])
             minos_res = (minos_res[0] + shift, minos_res[1] + shift)
