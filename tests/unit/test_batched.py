@@ -26,10 +26,10 @@ from systpipe.stat.minimize import TIGHT_TOLERANCE, minimize
 from systpipe.stat.workspace import build_workspace
 from systpipe.templates import Templates
 
-#: methods.profile fits with Minuit tolerance 1e-3 (EDM goal 1e-6), strategy 0: its mu-hat is
-#: ~1e-4 off the true minimum (measured up to 3e-4 here; docs of minimize()); the batched path is
-#: checked to 1e-6 against a tight iminuit reference and to this against methods.profile.
-PROFILE_PRECISION = 5e-4
+#: methods.profile: MIGRAD at tolerance 1e-5 (strategy 0), Newton-polished, MINOS edges refined
+#: by conditional fits: mu-hat ~1e-5 and the edges ~1e-6 off the true minimum (bench_toys). The
+#: batched path is checked to 1e-6 against a tight iminuit reference and to this against it.
+PROFILE_PRECISION = 1e-4
 
 
 def ten_bin_spec() -> dict:
@@ -247,10 +247,11 @@ def test_edges_at_the_poi_bounds_are_flagged():
 
 @pytest.fixture(scope="module", params=["simple", "ten_bin"])
 def agreement(request):
-    """500 toys per mode: batched intervals, methods.profile (all toys for the simple model,
-    the first 80 for the 10-bin one, which costs ~30 ms per toy) and a tight reference on 10."""
+    """500 toys per mode: batched intervals, methods.profile (the first 150 toys for the simple
+    model, 40 for the 10-bin one: the polished path costs 0.1-0.3 s per toy) and a tight
+    reference on 10."""
     setup = toys.prepare(SPECS[request.param]())
-    n_ref = 500 if request.param == "simple" else 80
+    n_ref = 150 if request.param == "simple" else 40
     out = {}
     for mode in ("frequentist", "challenge"):
         data, aux = _throw(setup, mode, 500, seed=11)
