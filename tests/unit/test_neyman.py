@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from systpipe.errors import ModelError
 from systpipe.stat.batched_intervals import profile_intervals_batch
@@ -281,3 +282,21 @@ def test_berger_boos_least_favourable_sets_cover():
     assert z.mean() >= 0.6827 - 2 * math.sqrt(0.6827 * 0.3173 / 4000), z.mean()
     with pytest.raises(ModelError, match=r"no critical values learned at level 0\.7027"):
         accept(model, data[:5], theta[:5, 0], cv, 0.6827, "least_favourable", gamma=0.02)
+
+
+def test_polynomial_critical_values_recover_an_exact_quadratic_quantile():
+    # t = (1 + mu^2 / 2 + nu / 4) chi2_1 at theta = (mu, nu): the exact 68.27 % quantile is
+    # that factor times 0.98870, a degree-2 polynomial the regression can represent exactly
+    rng = np.random.default_rng(5)
+    box = np.array([[0.0, 2.0], [-1.0, 1.0]])
+    params = rng.uniform(box[:, 0], box[:, 1], size=(8000, 2))
+    scale = 1.0 + params[:, 0] ** 2 / 2 + params[:, 1] / 4
+    t = scale * rng.chisquare(1, size=8000)
+    cv = learn_critical_values(params, t, box, levels=(0.6827,), kind="polynomial")
+    grid = np.array([[0.2, -0.8], [1.0, 0.0], [1.8, 0.8], [0.5, 0.5]])
+    exact = (1.0 + grid[:, 0] ** 2 / 2 + grid[:, 1] / 4) * sps.chi2.ppf(0.6827, 1)
+    # the quantile's MC error at 8000 points spread over 6 coefficients: a few per cent
+    np.testing.assert_allclose(cv(grid, 0.6827), exact, rtol=0.06)
+    assert cv.scaled and cv.n_train == 8000
+    with pytest.raises(ModelError, match="regression kind"):
+        learn_critical_values(params, t, box, kind="spline")
