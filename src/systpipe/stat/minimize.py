@@ -241,22 +241,22 @@ def minimize(
         elif minos and not valid:
             minos_message = "not run: the minimum is invalid"
     values, nll = np.array(m.values), float(m.fval)
-    approx = None
-    if polish and valid and cov is None and m.covariance is not None:
-        approx = _gradient_covariance(model, grad, values, fix, np.array(m.covariance))
-    if cov is not None or approx is not None:
-        if cov is not None:
-            cov = _gradient_covariance(model, grad, values, fix, cov)
-        curv = cov if cov is not None else approx
+    curv, n_steps = None, 0
+    if cov is not None:
+        cov = curv = _gradient_covariance(model, grad, values, fix, cov)
+        n_steps = 1
+    elif polish and valid and m.covariance is not None:
+        curv = _gradient_covariance(model, grad, values, fix, np.array(m.covariance))
+        n_steps = POLISH_STEPS
+    for _ in range(n_steps):
         assert curv is not None
-        for _ in range(1 if cov is not None else POLISH_STEPS):
-            new, new_nll = _newton_step(model, fcn, grad, values, nll, curv, fix)
-            if new is values:
-                break
-            values, nll = new, new_nll
-        if minos_res is not None:  # MINOS's offsets are from Minuit's value
-            shift = float(m.values[ip] - values[ip])
-            minos_res = (minos_res[0] + shift, minos_res[1] + shift)
+        new, new_nll = _newton_step(model, fcn, grad, values, nll, curv, fix)
+        if new is values:  # the step was refused (bounds, or the NLL went up)
+            break
+        values, nll = new, new_nll
+    if curv is not None and minos_res is not None:  # MINOS's offsets are from Minuit's value
+        shift = float(m.values[ip] - values[ip])
+        minos_res = (minos_res[0] + shift, minos_res[1] + shift)
     errors = np.array(m.errors)
     if cov is not None:
         # iminuit's errors of a bounded parameter go through the bound transformation and can
