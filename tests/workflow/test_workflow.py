@@ -173,9 +173,7 @@ def test_table_equals_independent_recomputation(smoke_runs):
 @pytest.mark.slow
 def test_reproducible_byte_for_byte_and_across_cores(smoke_runs):
     first, single = smoke_runs
-    tables = [f"tables/uncertainties.{ext}" for ext in ("parquet", "csv", "md", "tex")]
-    tables += [f"fit/xgb/coverage.{ext}" for ext in ("parquet", "csv", "md", "tex")]
-    for name in tables:
+    for name in (t.removeprefix("results/") for t in SINGLE_CORE_TARGETS):
         assert (single / name).read_bytes() == (first / name).read_bytes(), name
     for path in sorted((first / "scans").glob("*.parquet")) + sorted(
         (first / "fit").glob("*/toys/*.parquet")

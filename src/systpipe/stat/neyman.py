@@ -6,13 +6,13 @@ The steps, for a :class:`~.neyman_models.NeymanModel` with parameters theta = (m
    dataset each, and the profile likelihood ratio t(mu) of each dataset at its own mu.
 2. :func:`learn_critical_values`: quantile regression of t on theta, one regressor per
    confidence level: c_alpha(mu, nu), the level-quantile of t under (mu, nu). Two kinds:
-   ``"trees"`` (scikit-learn ``HistGradientBoostingRegressor(loss="quantile")``, flexible,
-   for steep c such as next to a POI bound) and ``"polynomial"`` (a linear quantile regression,
+   ``"trees"`` (scikit-learn ``HistGradientBoostingRegressor(loss="quantile")``, flexible, for
+   steep c such as next to a POI bound) and ``"polynomial"`` (a linear quantile regression,
    ``QuantileRegressor``, on the polynomial features of theta scaled to the box: far lower
-   variance at a given budget where c is smooth, as on the workflow's binned models). The size of the test of mu at known
-   nu is then alpha up to the regression's error. With ``asymptotic`` (the model's
-   ``asymptotic_sigma``) the regression starts from the asymptotic critical value of
-   :mod:`.neyman_asymptotic` and learns the correction only; the settings validated against
+   variance at a given budget where c is smooth, as on the workflow's binned models). The size
+   of the test of mu at known nu is then alpha up to the regression's error. With ``asymptotic``
+   (the model's ``asymptotic_sigma``) the regression starts from the asymptotic critical value
+   of :mod:`.neyman_asymptotic` and learns the correction only; the settings validated against
    the exact constructions are in docs/neyman.md ("Learned Neyman intervals: validation").
 3. :func:`learn_pvalue`: the amortised p-value p(t; mu, nu) = P(T >= t | mu, nu), a classifier
    (LightGBM, boosted from the asymptotic p-value, chi2_1.sf(t) or with ``asymptotic`` the

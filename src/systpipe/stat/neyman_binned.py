@@ -328,6 +328,7 @@ def learn(
     t_fit = time.perf_counter() - t1
     record = {
         "budget": int(budget),
+        "regression": dict(regression or {}),
         "n_valid": int(ok.sum()),
         "seconds_simulation": round(t_sim, 3),
         "seconds_regression": round(t_fit, 3),
