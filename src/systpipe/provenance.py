@@ -55,6 +55,7 @@ def derive_seed(master: int, *names: str) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
 
+@cache
 def _module_path(module: str) -> Path | None:
     """Source file of a module inside the systpipe package, or None outside it."""
     parts = module.split(".")
@@ -67,7 +68,8 @@ def _module_path(module: str) -> Path | None:
     return None
 
 
-def _imported_modules(module: str, path: Path) -> set[str]:
+@cache  # a module is imported by many steps: parse it once per process
+def _imported_modules(module: str, path: Path) -> frozenset[str]:
     """Modules inside systpipe that ``module`` imports, at module or function level.
 
     An import of one of the module's own parent packages is not followed: a package's
@@ -93,7 +95,7 @@ def _imported_modules(module: str, path: Path) -> set[str]:
                 target = target.rpartition(".")[0]
             if target and not module.startswith(target + ".") and target != module:
                 found.add(target)
-    return found
+    return frozenset(found)
 
 
 @cache

@@ -195,8 +195,9 @@ def test_non_converged_toys_fall_back_to_iminuit_and_are_counted():
     np.testing.assert_allclose(lazy.values[:, 0], good.values[:, 0], atol=2e-5)
     stuck = fit_batch(setup.model, data, aux, max_iter=1, fallback=False)
     assert not stuck.converged.any() and stuck.n_fallback == 0
-    # intervals: Newton held to an impossible tolerance -> every single fit refitted by iminuit
-    r = profile_intervals_batch(setup.model, data, aux, tol=1e-300, histosys_starts=())
+    # intervals: Newton held to a zero tolerance (no decrement is below 0; at 1e-300 a fit
+    # whose decrement rounds to exactly 0 still passes) -> every single fit refitted by iminuit
+    r = profile_intervals_batch(setup.model, data, aux, tol=0.0, histosys_starts=())
     assert np.all(r.n_refits == r.n_points + 1) and r.n_fallback == 0
     ok = profile_intervals_batch(setup.model, data, aux, histosys_starts=())
     assert ok.n_refits.sum() == 0

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import DataContractError
 from .binning import fisher_uncertainty
+from .fit_batched import conditional_fitter, frozen_interval, impact_fits
 from .intervals import poi_interval
 from .likelihood import HistFactoryModel
 from .limits import discovery_significance, infinite_z0_bins, upper_limit_or_nan
@@ -150,6 +151,9 @@ class _Run:
         dn, up, at, n = poi_interval(
             self.model, self.data, self.aux, m, fixed=fixed, strategy=self.strategy,
             tolerance=self.tol, at_bound=AT_BOUND,
+            # the conditional fits by the batched fitter (iminuit where Newton fails), on the
+            # current model: _total_interval widens its POI bounds
+            conditional=conditional_fitter(self.model, self.data, self.aux),
         )  # fmt: skip
         self.n_fits += n
         return dn, up, at
@@ -338,8 +342,6 @@ def _frozen_interval(
 ) -> tuple[float, float, Sides]:
     """(down, up) POI interval with the parameters ``indices`` frozen at their best-fit values,
     and whether each edge is at the POI bound; NaN (and a diagnostic) if the fit fails."""
-    from .fit_batched import frozen_interval
-
     # the batched fitter first (exact Newton, iminuit inside it where Newton fails)
     fast = frozen_interval(run.model, run.data, run.aux, best, indices)
     if fast is not None:
@@ -420,7 +422,6 @@ def _impacts(run: _Run, best: Minimum, nps: Sequence[int]) -> pd.DataFrame:
     invalid: list[str] = []
     several: list[str] = []
     moved = 0
-    from .fit_batched import impact_fits
 
     labels = ("pre_up", "pre_down", "post_up", "post_down")
     for i in nps:
@@ -543,9 +544,15 @@ def _significance(
                 f"content, nominal or varied, so the likelihood at mu = 0 is zero): {where}"
             )
     kw: dict[str, Any] = {"tolerance": run.tol, "multistart": True}
-    z_obs = discovery_significance(model, run.data, run.aux, free_fit=best, **kw)
-    z_exp = discovery_significance(model, asimov_data, asimov_aux, **kw)
-    z_exp_stat = discovery_significance(model, asimov_data, asimov_aux, stat_only=True, **kw)
+    z_obs = discovery_significance(
+        model, run.data, run.aux, free_fit=best,
+        conditional=conditional_fitter(model, run.data, run.aux), **kw,
+    )  # fmt: skip
+    asimov_fit = conditional_fitter(model, asimov_data, asimov_aux)
+    z_exp = discovery_significance(model, asimov_data, asimov_aux, conditional=asimov_fit, **kw)
+    z_exp_stat = discovery_significance(
+        model, asimov_data, asimov_aux, stat_only=True, conditional=asimov_fit, **kw
+    )
     run.n_fits += 5
     return z_obs, z_exp, z_exp_stat
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from .batched import fit_batch
 from .batched_intervals import FLAG_FAILED, FLAG_HI_BOUND, FLAG_LO_BOUND, profile_intervals_batch
 from .likelihood import HistFactoryModel
-from .minimize import SAME_NLL, Minimum, conditional_starts
+from .minimize import SAME_NLL, ConditionalFit, Minimum, conditional_starts
 
 
 @dataclass(frozen=True)
@@ -104,4 +104,52 @@ def frozen_interval(
     )
 
 
-__all__ = ["ImpactFits", "frozen_interval", "impact_fits"]
+def conditional_fitter(
+    model: HistFactoryModel, data: np.ndarray, aux: np.ndarray | None = None
+) -> ConditionalFit:
+    """The conditional fits of one dataset by the batched fitter: every start is a row of one
+    :func:`~.batched.fit_batch` call (Newton to a decrement below 1e-10, iminuit where it does
+    not converge), and the lowest converged NLL wins. What
+    :func:`~.intervals.poi_interval` and :func:`~.limits.discovery_significance` take in
+    place of their iminuit fits (about 10 ms per fit against 100 ms at the tight tolerance).
+
+    Example:
+        >>> spec = {"channels": [{"name": "SR", "samples": [
+        ...     {"name": "s", "data": [5.0], "modifiers": [
+        ...         {"name": "mu", "type": "normfactor", "data": None}]},
+        ...     {"name": "b", "data": [10.0], "modifiers": [
+        ...         {"name": "nb", "type": "normsys", "data": {"hi": 1.1, "lo": 0.9}}]}]}],
+        ...     "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": []}}]}
+        >>> model = HistFactoryModel(spec)
+        >>> fit = conditional_fitter(model, np.array([15.0]))
+        >>> m = fit([model.init], {model.poi_index: 0.0})  # mu = 0: the background pulled up
+        >>> nb = model.names.index("nb")
+        >>> grad = model.nll_and_grad(m.values, np.array([15.0]), model.aux_nominal)[1]
+        >>> m.valid, round(float(m.values[nb]), 4), bool(abs(grad[nb]) < 1e-8)  # at the minimum
+        (True, 0.4305, True)
+    """
+    counts = np.asarray(data, dtype=np.float64)
+    aux_row = model.aux_nominal if aux is None else np.asarray(aux, dtype=np.float64)
+
+    def fit(starts: Sequence[np.ndarray], fixed: Mapping[int, float]) -> Minimum:
+        init = np.array([np.asarray(s, dtype=np.float64) for s in starts])
+        rows = np.repeat(counts[None, :], init.shape[0], axis=0)
+        res = fit_batch(model, rows, aux_row, init=init, fixed=dict(fixed), tol=1e-10)
+        ok = np.flatnonzero(res.converged & np.isfinite(res.nll))
+        k = int(ok[np.argmin(res.nll[ok])]) if ok.size else int(np.nanargmin(res.nll))
+        return Minimum(
+            values=res.values[k].copy(),
+            errors=np.zeros(model.n_pars),
+            covariance=None,
+            nll=float(res.nll[k]),
+            valid=bool(ok.size),
+            nfcn=int(res.n_iter.sum()),
+            n_fits=len(init),
+            start=k,
+            message="" if ok.size else "no start converged (Newton, then iminuit)",
+        )
+
+    return fit
+
+
+__all__ = ["ImpactFits", "conditional_fitter", "frozen_interval", "impact_fits"]

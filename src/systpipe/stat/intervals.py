@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .likelihood import HistFactoryModel
-from .minimize import TIGHT_TOLERANCE, Minimum, conditional_starts, minimize
+from .minimize import TIGHT_TOLERANCE, ConditionalFit, Minimum, conditional_starts, minimize
 
 
 def refine_edge(
@@ -24,12 +24,14 @@ def refine_edge(
     level: float = 1.0,
     tolerance: float = TIGHT_TOLERANCE,
     max_iter: int = 5,
+    conditional: ConditionalFit | None = None,
 ) -> tuple[float, int]:
     """Refine an interval edge of the POI (e.g. MINOS's, good to ~1e-4) by secant steps on
     r(mu) = sqrt(2 (NLL(mu, profiled) - NLL_min)) = sqrt(level), r nearly linear in mu.
 
-    Each step is a conditional fit (strategy 0, ``tolerance``) from the linear prediction;
-    the first secant goes through (mu_hat, 0). Stops when |r - sqrt(level)| < 1e-8.
+    Each step is a conditional fit (iminuit at strategy 0 and ``tolerance``, or
+    ``conditional``) from the linear prediction; the first secant goes through (mu_hat, 0).
+    Stops when |r - sqrt(level)| < 1e-8.
 
     Returns:
         (edge, number of fits); the input edge when a conditional fit is invalid.
@@ -43,10 +45,13 @@ def refine_edge(
     for _ in range(max_iter):
         cond = {**fixed, ip: x}
         init = conditional_starts(model, best, cond, histosys_offsets=())[0]
-        m = minimize(
-            model, data, aux, init=init, fixed=cond, hesse=False, strategy=0,
-            tolerance=tolerance, steps=best.errors,
-        )  # fmt: skip
+        if conditional is not None:
+            m = conditional([init], cond)
+        else:
+            m = minimize(
+                model, data, aux, init=init, fixed=cond, hesse=False, strategy=0,
+                tolerance=tolerance, steps=best.errors,
+            )  # fmt: skip
         n_fits += 1
         if not m.valid:
             return float(edge), n_fits
@@ -115,11 +120,13 @@ def poi_interval(
     strategy: int = 1,
     tolerance: float = TIGHT_TOLERANCE,
     at_bound: float = 1e-6,
+    conditional: ConditionalFit | None = None,
 ) -> tuple[float, float, tuple[bool, bool], int]:
     """The POI interval at the minimum ``m`` (with ``fixed`` parameters fixed as in ``m``'s fit).
 
     MINOS's edges refined by :func:`refine_edge` (MINOS alone is good to ~1e-4), or, when
-    MINOS failed, :func:`profile_interval` with ``strategy``/``tolerance`` conditional fits.
+    MINOS failed, :func:`profile_interval` with ``strategy``/``tolerance`` conditional fits
+    (or ``conditional``'s, for both).
 
     Returns:
         (down, up) offsets (NaN for an invalid ``m``), whether the (lower, upper) edge is
@@ -137,15 +144,16 @@ def poi_interval(
         for k in (0, 1):
             if not flags[k]:
                 edges[k], n = refine_edge(
-                    model, data, aux, m, edges[k], fixed=fixed, tolerance=tolerance
-                )
+                    model, data, aux, m, edges[k], fixed=fixed, tolerance=tolerance,
+                    conditional=conditional,
+                )  # fmt: skip
                 n_fits += n
         lo, hi = edges
     else:
         count = {"fits": 0}
         _, lo, hi = profile_interval(
             model, data, aux, best=m, fixed=fixed, xtol=1e-6, strategy=strategy,
-            tolerance=tolerance, counter=count,
+            tolerance=tolerance, counter=count, conditional=conditional,
         )  # fmt: skip
         n_fits += count["fits"]
     at = (flags[0] or lo <= lo_b + at_bound, flags[1] or hi >= hi_b - at_bound)
@@ -164,11 +172,13 @@ def profile_interval(
     strategy: int = 0,
     tolerance: float = 1e-3,
     counter: dict[str, int] | None = None,
+    conditional: ConditionalFit | None = None,
 ) -> tuple[float, float, float]:
     """Profile-likelihood interval of the POI by root finding (a MINOS replacement).
 
     Solves sqrt(2 (NLL(mu, profiled) - NLL_min)) = sqrt(level) on each side with Brent's
-    method, every point a warm-started conditional fit (``strategy``, ``tolerance``).
+    method, every point a warm-started conditional fit (``strategy``, ``tolerance``; or
+    ``conditional``).
     sqrt(2 dNLL) is nearly linear in mu, so each side takes a handful of fits; unlike MINOS it
     is not confused by a flat direction at mu = 0 (a signal-normalisation parameter). An edge
     beyond the POI bounds is returned as the bound. ``counter["fits"]`` (if given) is
@@ -196,10 +206,14 @@ def profile_interval(
 
     def g(mu: float) -> float:
         init = min(starts, key=lambda t: abs(t[0] - mu))[1]
-        m = minimize(
-            model, data, aux, fixed={**fixed, ip: mu}, init=init, hesse=False,
-            strategy=strategy, tolerance=tolerance,
-        )  # fmt: skip
+        cond = {**fixed, ip: mu}
+        if conditional is not None:
+            m = conditional([init], cond)
+        else:
+            m = minimize(
+                model, data, aux, fixed=cond, init=init, hesse=False, strategy=strategy,
+                tolerance=tolerance,
+            )  # fmt: skip
         count["fits"] += 1
         starts.append((mu, m.values))
         return math.sqrt(max(2.0 * (m.nll - best.nll), 0.0)) - target

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .likelihood import HistFactoryModel
-from .minimize import Minimum, conditional_starts, minimize, minimize_multistart
+from .minimize import ConditionalFit, Minimum, conditional_starts, minimize, minimize_multistart
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,14 @@ def discovery_significance(
     free_fit: Minimum | None = None,
     tolerance: float = 1e-3,
     multistart: bool = False,
+    conditional: ConditionalFit | None = None,
 ) -> float:
     """Asymptotic discovery significance Z0 = sqrt(q0), q0 = 2 (NLL(mu=0, profiled) - NLL_min).
 
     ``stat_only`` fixes every nuisance parameter at its nominal value. q0 = 0 when mu_hat < 0.
     ``tolerance`` is Minuit's; ``multistart`` takes the lowest of the conditional fits from
     :func:`~.minimize.conditional_starts` (a shape systematic can have two valleys at mu = 0).
+    ``conditional`` (a fitter of these ``data``) runs the mu = 0 fits instead of iminuit.
     Z0 = +inf when data fall in a bin without background (:func:`infinite_z0_bins`): the
     likelihood at mu = 0 is exactly zero there, whatever the nuisance parameters.
     """
@@ -55,7 +57,10 @@ def discovery_significance(
     if free.values[poi] <= 0:
         return 0.0
     fixed = {**fixed_np, poi: 0.0}
-    if multistart:
+    if conditional is not None:
+        starts = conditional_starts(model, free, fixed) if multistart else [free.values]
+        cond = conditional(starts, fixed)
+    elif multistart:
         starts = conditional_starts(model, free, fixed)
         cond = minimize_multistart(
             model, data, aux, starts=starts, fixed=fixed, tolerance=tolerance

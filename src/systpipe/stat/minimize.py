@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,6 +60,12 @@ class Minimum:
     n_fits: int = 1
     start: int = 0
     precision_note: str = ""
+
+
+#: A conditional fit of one dataset: the lowest valid minimum over ``starts`` with the
+#: parameters ``fixed`` (index -> value) held. The intervals and the discovery significance take
+#: one in place of their one-at-a-time iminuit fits (:func:`~.fit_batched.conditional_fitter`).
+ConditionalFit = Callable[[Sequence[np.ndarray], Mapping[int, float]], Minimum]
 
 
 def _invalid_reason(fmin: Any) -> str:
@@ -482,6 +488,7 @@ def minimize_multistart(
 
 __all__ = [
     "SAME_NLL",
+    "ConditionalFit",
     "TIGHT_TOLERANCE",
     "Minimum",
     "conditional_starts",
