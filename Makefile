@@ -26,8 +26,10 @@ run: $(STAMP)
 smoke: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/smoke.yaml
 
+# One pytest-xdist worker per core: the Snakemake tests on one (in order), the unit tests on the
+# other; a 2-core Snakemake run waits for the core it needs (tests/core_lock.py).
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(CORES)
 
 # SLURM test (root, apt-get; 10.5 min on 2 cores): a one-node Slurm started by hand runs the smoke
 # workflow through workflow/profiles/slurm; all jobs COMPLETED, table identical to a local run.

@@ -23,7 +23,7 @@ def default_features() -> list[str]:
 # tests that want it put it on the path (the doctest collection must not import it).
 collect_ignore = ["plugins"]
 # the bad-input suite's fixtures: a second conftest.py would shadow this module as "conftest"
-pytest_plugins = ["bad_input_fixtures", "smoke_session"]
+pytest_plugins = ["bad_input_fixtures", "core_lock", "smoke_session"]
 
 #: The reference notebook's systematics as the default config declares them.
 SYSTEMATICS = [

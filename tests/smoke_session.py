@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from core_lock import all_cores
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
@@ -33,7 +35,8 @@ def smoke_workdir(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "config", workdir / "config")
     old = os.umask(0o022)
     try:
-        run_snakemake(workdir, "--configfile", "config/smoke.yaml", "--cores", "2")
+        with all_cores():
+            run_snakemake(workdir, "--configfile", "config/smoke.yaml", "--cores", "2")
         run_snakemake(
             workdir, "--configfile", "config/smoke.yaml", "--report", "results/report.zip"
         )

@@ -93,7 +93,7 @@ def test_bad_config_stops_before_any_job(tmp_path, patch, message):
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(smoke_workdir, tmp_path_factory):
+def smoke_runs(request, tmp_path_factory):
     """The smoke workflow twice: on 2 cores (the session's shared run, tests/smoke_session.py),
     then again from scratch on 1 core.
 
@@ -104,6 +104,9 @@ def smoke_runs(smoke_workdir, tmp_path_factory):
     # only the compared outputs (and all they rest on: training, scores, scans, fits, toys);
     # the plots, report pages and HEPData of a second run would cost a minute of make test
     snakemake(single, "--configfile", "config/smoke.yaml", "--cores", "1", *SINGLE_CORE_TARGETS)
+    # the 2-core run after the 1-core one: under xdist the other worker's unit tests share the
+    # machine with the 1-core run, then wait for the 2-core one (tests/core_lock.py)
+    smoke_workdir = request.getfixturevalue("smoke_workdir")
     return smoke_workdir / "results", single / "results"
 
 

@@ -20,6 +20,8 @@ import pytest
 import uproot
 import yaml
 
+from core_lock import all_cores
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -165,7 +167,8 @@ def test_ntuple_through_the_whole_workflow(tmp_path):
         assert main(["validate", "ntuple.yaml", "--data"]) == 0
     finally:
         os.chdir(cwd)
-    snakemake(tmp_path, "--configfile", "ntuple.yaml", "--cores", "2")
+    with all_cores():
+        snakemake(tmp_path, "--configfile", "ntuple.yaml", "--cores", "2")
     results = tmp_path / "results"
 
     events = pd.read_parquet(results / "data" / "events.parquet")
