@@ -217,12 +217,14 @@ def test_neyman_row_and_notes_in_the_table():
     from systpipe.table import merge_method_rows
 
     record = {"mu_hat": 1.0, "lo": 0.6, "hi": 1.5, "method": "hybrid", "parameters": ["mu", "det"],
-              "remaining": nb.REMAINING, "flags": ["poi_bound"], "cost": {"budget": 100}}  # fmt: skip
+              "remaining": nb.REMAINING, "flags": ["poi_bound"],
+              "cost": {"budget": 100, "regression": {"kind": "polynomial", "degree": 3}}}  # fmt: skip
     r = neyman_result(record, ["lumi"])
     assert (r.total.down, r.total.up, r.total.sym) == pytest.approx((0.4, 0.5, 0.45))
     assert math.isnan(r.stat.sym) and math.isnan(r.systematics["lumi"].sym)
     note = nb.record_notes(record)
     assert "over (mu, det)" in note and "flags: poi_bound" in note and "profiled" in note
+    assert "(hybrid, B = 100, degree-3 polynomial quantile regression)" in note
     shift = pd.DataFrame({"classifier": ["a"], "working_point": ["max_ams"], "method": ["shift"],
                           "AUC": [0.9], "dmu_tot": [0.5], "guard": ["none"]})  # fmt: skip
     others = pd.DataFrame({"classifier": ["a", "a"], "working_point": ["max_ams"] * 2,

@@ -484,12 +484,30 @@ def pieces(accepted: np.ndarray) -> int:
     return int(np.sum(np.diff(a, prepend=0) == 1))
 
 
+def regression_name(regression: Mapping[str, Any] | None) -> str:
+    """How the critical value was learned, in words (a calibration record's ``regression``).
+
+    Example:
+        >>> regression_name({"kind": "polynomial", "degree": 2})
+        'degree-2 polynomial quantile regression'
+        >>> regression_name({})  # the library's default
+        'boosted-tree quantile regression'
+    """
+    settings = dict(regression or {})
+    if settings.get("kind", "trees") == "polynomial":
+        return f"degree-{int(settings.get('degree', 2))} polynomial quantile regression"
+    return "boosted-tree quantile regression"
+
+
 def record_notes(record: Mapping[str, Any]) -> str:
-    """The table's note of a neyman row: what the construction is over, and its flags."""
+    """The table's note of a neyman row: what the construction is over, how its critical value
+    was learned, and its flags."""
     flags = ", ".join(record.get("flags") or []) or "none"
     over = ", ".join(record["parameters"])
+    cost = record["cost"]
     return (
-        f"learned Neyman ({record['method']}, B = {record['cost']['budget']}) over ({over}); "
+        f"learned Neyman ({record['method']}, B = {cost['budget']}, "
+        f"{regression_name(cost.get('regression'))}) over ({over}); "
         f"{record['remaining']}; flags: {flags}"
     )
 
@@ -498,6 +516,7 @@ __all__ = [
     "LEVEL",
     "REMAINING",
     "record_notes",
+    "regression_name",
     "NEYMAN_METHODS",
     "BinnedNeyman",
     "Calibration",
