@@ -239,7 +239,8 @@ def fit_workspace(
     tolerance: float = TIGHT_TOLERANCE,
     widen_bounds: int = 3,
 ) -> FitResult:
-    """Profile-likelihood fit of a workspace with the fast NLL and iminuit.
+    """Profile-likelihood fit of a workspace with the fast NLL: iminuit for the free fits, the
+    batched Newton fitter (iminuit where it fails) for the repeated conditional fits.
 
     Steps: free fit (MIGRAD, HESSE, MINOS on the POI; an invalid fit is retried at strategy 2,
     then from the nominal parameters); an interval edge at a POI bound widens that bound and
