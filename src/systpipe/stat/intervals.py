@@ -10,7 +10,14 @@ import numpy as np
 
 from ..errors import ModelError
 from .likelihood import HistFactoryModel
-from .minimize import TIGHT_TOLERANCE, ConditionalFit, Minimum, conditional_starts, minimize
+from .minimize import (
+    TIGHT_TOLERANCE,
+    ConditionalFit,
+    Minimum,
+    conditional_starts,
+    iminuit_conditional,
+    minimize,
+)
 
 
 def refine_edge(
@@ -42,16 +49,12 @@ def refine_edge(
     lo_b, hi_b = (float(v) for v in model.bounds[ip])
     points = [(mu_hat, 0.0)]
     x, n_fits = float(edge), 0
+    fit = conditional or iminuit_conditional(
+        model, data, aux, strategy=0, tolerance=tolerance, steps=best.errors
+    )
     for _ in range(max_iter):
         cond = {**fixed, ip: x}
-        init = conditional_starts(model, best, cond, histosys_offsets=())[0]
-        if conditional is not None:
-            m = conditional([init], cond)
-        else:
-            m = minimize(
-                model, data, aux, init=init, fixed=cond, hesse=False, strategy=0,
-                tolerance=tolerance, steps=best.errors,
-            )  # fmt: skip
+        m = fit([conditional_starts(model, best, cond, histosys_offsets=())[0]], cond)
         n_fits += 1
         if not m.valid:
             return float(edge), n_fits
@@ -203,17 +206,13 @@ def profile_interval(
     sigma = float(best.errors[ip]) if best.errors[ip] > 0 else 1.0
     target = math.sqrt(level)
     starts: list[tuple[float, np.ndarray]] = [(mu_hat, best.values)]
+    fit = conditional or iminuit_conditional(
+        model, data, aux, strategy=strategy, tolerance=tolerance
+    )
 
     def g(mu: float) -> float:
         init = min(starts, key=lambda t: abs(t[0] - mu))[1]
-        cond = {**fixed, ip: mu}
-        if conditional is not None:
-            m = conditional([init], cond)
-        else:
-            m = minimize(
-                model, data, aux, fixed=cond, init=init, hesse=False, strategy=strategy,
-                tolerance=tolerance,
-            )  # fmt: skip
+        m = fit([init], {**fixed, ip: mu})
         count["fits"] += 1
         starts.append((mu, m.values))
         return math.sqrt(max(2.0 * (m.nll - best.nll), 0.0)) - target

@@ -420,6 +420,27 @@ def _same_minimum(a: Minimum, b: Minimum, scale: np.ndarray) -> bool:
     )
 
 
+def iminuit_conditional(
+    model: HistFactoryModel,
+    data: np.ndarray,
+    aux: np.ndarray | None = None,
+    *,
+    strategy: int = 0,
+    tolerance: float = 1e-3,
+    steps: np.ndarray | None = None,
+) -> ConditionalFit:
+    """The one-start iminuit conditional fit (:func:`minimize` from ``starts[0]``, no HESSE)
+    as a :data:`ConditionalFit`: the default of the interval functions."""
+
+    def fit(starts: Sequence[np.ndarray], fixed: Mapping[int, float]) -> Minimum:
+        return minimize(
+            model, data, aux, init=starts[0], fixed=fixed, hesse=False, strategy=strategy,
+            tolerance=tolerance, steps=steps,
+        )  # fmt: skip
+
+    return fit
+
+
 def minimize_multistart(
     model: HistFactoryModel,
     data: np.ndarray,
@@ -493,6 +514,7 @@ __all__ = [
     "Minimum",
     "conditional_starts",
     "histosys_starts",
+    "iminuit_conditional",
     "minimize",
     "minimize_multistart",
 ]
