@@ -231,6 +231,21 @@ def test_a_step_reading_an_undeclared_section_fails_loudly(chain, tmp_path):
     assert not (tmp_path / "scan.parquet").exists()
 
 
+def test_the_rules_code_fingerprint_is_the_one_stored(chain, tmp_path):
+    """A rule passes its step's fingerprint (params.code, computed when Snakemake parsed the
+    workflow); the job stores that one instead of parsing the import closure again."""
+    d, cfg = chain
+    run(
+        "split",
+        config=cfg,
+        code="0123456789abcdef",
+        input={"events": d / "events.parquet"},
+        output={"train": tmp_path / "train.parquet", "test": tmp_path / "test.parquet"},
+    )
+    assert io.read_provenance(tmp_path / "test.parquet")["code"] == "0123456789abcdef"
+    assert io.read_provenance(d / "test.parquet")["code"] == STEPS["split"].fingerprint()
+
+
 def test_arguments_are_checked_against_the_step_function():
     assert step_arguments(
         "scan",
