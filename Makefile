@@ -31,7 +31,7 @@ smoke: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(CORES)
 
-# SLURM test (root, apt-get; 10.5 min on 2 cores): a one-node Slurm started by hand runs the smoke
+# SLURM test (root, apt-get; 8.5 min on 2 cores): a one-node Slurm started by hand runs the smoke
 # workflow through workflow/profiles/slurm; all jobs COMPLETED, table identical to a local run.
 .PHONY: test-slurm
 test-slurm: $(STAMP)
