@@ -429,14 +429,26 @@ def iminuit_conditional(
     tolerance: float = 1e-3,
     steps: np.ndarray | None = None,
 ) -> ConditionalFit:
-    """The one-start iminuit conditional fit (:func:`minimize` from ``starts[0]``, no HESSE)
-    as a :data:`ConditionalFit`: the default of the interval functions."""
+    """The iminuit conditional fit as a :data:`ConditionalFit` (the default of the interval
+    functions): :func:`minimize` from each start (no HESSE), the lowest valid minimum wins (the
+    lowest NLL when none is valid)."""
 
     def fit(starts: Sequence[np.ndarray], fixed: Mapping[int, float]) -> Minimum:
-        return minimize(
-            model, data, aux, init=starts[0], fixed=fixed, hesse=False, strategy=strategy,
-            tolerance=tolerance, steps=steps,
-        )  # fmt: skip
+        fits = [
+            minimize(
+                model,
+                data,
+                aux,
+                init=s,
+                fixed=fixed,
+                hesse=False,
+                strategy=strategy,
+                tolerance=tolerance,
+                steps=steps,
+            )  # fmt: skip
+            for s in starts
+        ]
+        return min(fits, key=lambda m: (not m.valid, m.nll))
 
     return fit
 
