@@ -105,6 +105,94 @@ def write_table(
     return path
 
 
+class TableWriter:
+    """Write a Parquet hand-off chunk by chunk, atomically, with provenance in its metadata.
+
+    Memory stays at one chunk however long the table: the step writes each chunk as it is made
+    (the simulation, the split into partitions). The schema is the first chunk's; the file
+    appears at ``path`` only when the ``with`` block ends without an error, so a failed step
+    leaves no half-written output.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "t.parquet"
+        >>> with TableWriter(out, {"step": "demo"}) as writer:
+        ...     writer.write(pd.DataFrame({"x": [1.0, 2.0]}))
+        ...     writer.write(pd.DataFrame({"x": [3.0]}))
+        >>> read_table(out)["x"].tolist(), read_provenance(out)
+        ([1.0, 2.0, 3.0], {'step': 'demo'})
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], provenance: Mapping[str, Any] | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.provenance = dict(provenance or {})
+        self.n_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: str | None = None
+        self._schema: pa.Schema | None = None
+
+    def __enter__(self) -> TableWriter:
+        fd, self._tmp = _atomic_target(self.path)
+        os.close(fd)
+        return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append ``df`` (same columns and types as the first chunk) as row groups."""
+        assert self._tmp is not None, "use TableWriter in a with block"
+        table = pa.Table.from_pandas(df, preserve_index=False, schema=self._schema)
+        if self._writer is None:
+            meta = dict(table.schema.metadata or {})
+            meta[PROVENANCE_KEY] = json.dumps(self.provenance, sort_keys=True, default=str).encode()
+            self._schema = table.schema.with_metadata(meta)
+            table = table.replace_schema_metadata(meta)
+            non_float = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            self._writer = pq.ParquetWriter(
+                self._tmp, self._schema, use_dictionary=non_float, compression="zstd"
+            )
+        elif table.schema.names != self._schema.names:  # type: ignore[union-attr]
+            raise DataContractError(
+                f"{self.path}: chunk columns {table.schema.names} differ from the first chunk's"
+            )
+        self._writer.write_table(table.replace_schema_metadata(self._schema.metadata))  # type: ignore[union-attr]
+        self.n_rows += len(df)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._tmp is not None
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if exc_type is None:
+                if self._writer is None:
+                    raise DataContractError(f"{self.path}: no chunk written")
+                publish(self._tmp, self.path)
+        finally:
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+def iter_batches(
+    path: str | os.PathLike[str],
+    columns: Iterable[str] | None = None,
+    required: Iterable[str] = (),
+    batch_size: int = 200_000,
+) -> Iterable[pd.DataFrame]:
+    """Read a Parquet hand-off in chunks of at most ``batch_size`` rows (memory stays at one
+    chunk), failing like :func:`read_table` on a missing file or column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataContractError(f"{path}: file not found")
+    handle = pq.ParquetFile(path)
+    names = handle.schema_arrow.names
+    missing = [c for c in [*required, *(columns or [])] if c not in names]
+    if missing:
+        raise DataContractError(f"{path}: missing column(s) {missing}; columns present: {names}")
+    for batch in handle.iter_batches(
+        batch_size=batch_size, columns=list(columns) if columns else None
+    ):
+        yield batch.to_pandas()
+
+
 def write_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
     """Write bytes atomically (temp file in the same directory + rename): a failure never
     leaves a half-written output."""
@@ -168,7 +256,9 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 __all__ = [
+    "TableWriter",
     "current_umask",
+    "iter_batches",
     "output_mode",
     "publish",
     "read_provenance",
