@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataContractError
+from .histograms import raw_counts, squared_weights
 from .plots.labels import DEFAULT_LABELS, PlotLabels
 
 #: The question's systematics, in its column order; others follow in config order.
@@ -351,18 +352,19 @@ def yields_table(
     )
     rows, values = [], []
     for proc, part in groups:
-        w = part["weight"].to_numpy(float)
-        sw, sw2 = float(w.sum()), float((w * w).sum())
+        # a binned frame (systpipe.histograms) carries sum w^2 and the raw count per row
+        sw, sw2 = float(part["weight"].to_numpy(float).sum()), float(squared_weights(part).sum())
+        n_raw = int(raw_counts(part).sum())
         neff = sw * sw / sw2 if sw2 > 0 else 0.0
         name = proc if proc == "Total background" else plain_text(labels.process(proc))
-        rows.append([name, value_error(sw, math.sqrt(sw2)), str(len(w)), fmt(neff, 0),
-                     fmt(sw / len(w) if len(w) else np.nan, 2)])  # fmt: skip
+        rows.append([name, value_error(sw, math.sqrt(sw2)), str(n_raw), fmt(neff, 0),
+                     fmt(sw / n_raw if n_raw else np.nan, 2)])  # fmt: skip
         values.append(
             {
                 "process": proc,
                 "yield": sw,
                 "mc_error": math.sqrt(sw2),
-                "n_raw": len(w),
+                "n_raw": n_raw,
                 "n_eff": neff,
             }
         )

@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 
 from . import stats
 from .errors import ConfigError, DataContractError, SystpipeError
+from .histograms import raw_counts, squared_weights
 from .systematics import KINDS, NOMINAL, Systematic, all_variations, columns, parse_systematics
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ def _mc_statistics(
     process: pd.Series | None,
     n_thr: int,
     yields: tuple[np.ndarray, np.ndarray],
+    w2: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """MC-statistics columns of the nominal selection at the sorted thresholds.
 
@@ -182,6 +185,8 @@ def _mc_statistics(
         process: their ``process`` column, or None.
         n_thr: number of thresholds T.
         yields: (S, B) at the sorted thresholds, the sums of the weights.
+        w2, counts: per row, sum w^2 and events (a binned frame's ``sumw2`` and ``n_raw``;
+            None: one event per row, w^2).
 
     Returns:
         n_raw_S, n_raw_B (int64 event counts), sumw2_S, sumw2_B (sums of squared weights),
@@ -189,8 +194,9 @@ def _mc_statistics(
         p of the ``process`` column (sorted), n_raw__<p> and neff__<p>. Sums run from the
         highest threshold down, like the yields.
     """
-    w2 = weight * weight
-    raw = _tail_sums(index, None, 2, n_thr)
+    w2 = weight * weight if w2 is None else w2
+    weights_of_count = None if counts is None else counts.astype(np.float64)
+    raw = _tail_sums(index, weights_of_count, 2, n_thr)
     sumw2 = _tail_sums(index, w2, 2, n_thr)
     out: dict[str, np.ndarray] = {
         "n_raw_S": raw[1].astype(np.int64),
@@ -204,7 +210,7 @@ def _mc_statistics(
         codes, names = _process_codes(process)
         stride = np.intp(n_thr + 1)
         p_index = (index - stride * label) + stride * codes  # thresholds below, per process
-        p_raw = _tail_sums(p_index, None, len(names), n_thr).astype(np.int64)
+        p_raw = _tail_sums(p_index, weights_of_count, len(names), n_thr).astype(np.int64)
         p_w = _tail_sums(p_index, weight, len(names), n_thr)
         p_w2 = _tail_sums(p_index, w2, len(names), n_thr)
         for i, name in enumerate(names):
@@ -393,7 +399,18 @@ def scan_scores(
         if var == NOMINAL:
             tiny = _TINY_FRACTION * float(np.abs(weight[label == 1]).sum())
             process = scores[var]["process"] if "process" in scores[var].columns else None
-            mc = _mc_statistics(index, label, weight, process, n_thr, (s_sorted, b_sorted))
+            frame = scores[var]
+            binned = "n_raw" in frame.columns
+            mc = _mc_statistics(
+                index,
+                label,
+                weight,
+                process,
+                n_thr,
+                (s_sorted, b_sorted),
+                w2=squared_weights(frame) if binned else None,
+                counts=raw_counts(frame) if binned else None,
+            )
             mc = {key: arr[inverse] for key, arr in mc.items()}
     log.debug("scan: %d variations, %d score searches", len(names), n_searches)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataContractError
+from .histograms import BinnedFrames, shift_cell_variance, squared_weights
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _histograms(
 ) -> np.ndarray:
     n_bins = edges.size - 1
     score = frame["score"].to_numpy(dtype=np.float64)
-    weight = frame["weight"].to_numpy(dtype=np.float64)
+    weight = squared_weights(frame) if squared else frame["weight"].to_numpy(dtype=np.float64)
     if "event_id" in frame.columns:
         # bincount adds in row order; fixing the order makes the sums bit-identical whatever
         # order the rows arrive in.
@@ -171,7 +172,7 @@ def _histograms(
     rows = np.array([codes[str(u)] for u in uniq], dtype=np.int64)[inverse]
     w = weight[inside]
     flat = rows * n_bins + idx[inside]
-    out = np.bincount(flat, weights=w * w if squared else w, minlength=len(samples) * n_bins)
+    out = np.bincount(flat, weights=w, minlength=len(samples) * n_bins)
     return out.reshape(len(samples), n_bins)
 
 
@@ -291,6 +292,31 @@ def _shift_sumw2(
     return per_bin.reshape(n_samples, n_bins), total
 
 
+def _binned_shift_sumw2(
+    pairs: pd.DataFrame, samples: list[str], group_by: GroupBy, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-bin, per-sample-total) shift variances of one variation from its merged pair table
+    (:mod:`systpipe.histograms`): the same sums as :func:`_shift_sumw2` over the events."""
+    n_bins = edges.size - 1
+    keys = _sample_keys(pairs, group_by, "pairs")
+    lookup = {s: i for i, s in enumerate(samples)}
+    rows = np.array([lookup.get(str(k), -1) for k in keys], dtype=np.int64)
+    if np.any(rows < 0):
+        raise DataContractError(f"pair table has samples absent from nominal: {sorted(set(keys))}")
+
+    def cells(side: str) -> np.ndarray:
+        score = pairs[f"score_{side}"].to_numpy(dtype=np.float64)
+        idx = bin_index(np.nan_to_num(score, nan=-np.inf), edges)
+        return np.where(np.isnan(score) | (idx < 0), -1, rows * n_bins + idx)
+
+    cell_n, cell_v = cells("nom"), cells("var")
+    per_bin = shift_cell_variance(pairs, cell_n, cell_v, len(samples) * n_bins)
+    region_n = np.where(cell_n >= 0, rows, -1)
+    region_v = np.where(cell_v >= 0, rows, -1)
+    total = shift_cell_variance(pairs, region_n, region_v, len(samples))
+    return per_bin.reshape(len(samples), n_bins), total
+
+
 def build_templates(
     scores: Mapping[str, pd.DataFrame],
     *,
@@ -342,7 +368,8 @@ def build_templates(
     variations: dict[str, np.ndarray] = {}
     shift_sumw2: dict[str, np.ndarray] = {}
     shift_norm_sumw2: dict[str, np.ndarray] = {}
-    paired = shift_errors and "event_id" in nominal.columns
+    binned_pairs = scores.pairs if isinstance(scores, BinnedFrames) else None
+    paired = shift_errors and "event_id" in nominal.columns and binned_pairs is None
     nom_cells = _cells(nominal, samples, keys, edges) if paired else None
     for name in sorted(scores):
         if name == NOMINAL:
@@ -356,7 +383,11 @@ def build_templates(
                 f"variation {name!r} has sample(s) {unknown} absent from nominal; nominal samples: {samples}"
             )
         variations[name] = _histograms(frame, samples, vkeys, edges, squared=False)
-        if nom_cells is not None and "event_id" in frame.columns:
+        if shift_errors and binned_pairs is not None and name in binned_pairs:
+            shift_sumw2[name], shift_norm_sumw2[name] = _binned_shift_sumw2(
+                binned_pairs[name], samples, group_by, edges
+            )
+        elif nom_cells is not None and "event_id" in frame.columns:
             shift_sumw2[name], shift_norm_sumw2[name] = _shift_sumw2(
                 nom_cells, _cells(frame, samples, vkeys, edges), len(samples), edges.size - 1
             )

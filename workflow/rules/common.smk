@@ -8,6 +8,7 @@ from systpipe.config import (
     validate_config,
 )
 from systpipe.models import model_file_extension
+from systpipe.partitions import partition_count
 from systpipe.steps import STEPS
 from systpipe.systematics import feature_variations, variation_names, weight_variations
 
@@ -29,6 +30,8 @@ FEATURE_VARIATIONS = feature_variations(SYSTEMATICS)
 WEIGHT_VARIATIONS = weight_variations(SYSTEMATICS)
 SCORED_VARIATIONS = ["nominal", *FEATURE_VARIATIONS]
 FIT_ENABLED = config["fit"]["enabled"]
+# the test partitions, named 0..P-1 (input.partitions; docs/scaling.md)
+PARTITIONS = [str(p) for p in range(partition_count(config))]
 TOY_CLASSIFIERS = config["toys"].get("classifiers", CLASSIFIERS)
 FIT_PLOTS = ["impacts", "pulls", "correlation", "prefit", "postfit"]
 
@@ -66,27 +69,21 @@ def get_model(wildcards):
     return model_path(wildcards.clf)
 
 
-def score_events():
-    # the events of every scored variation, in SCORED_VARIATIONS order (the score rule's outputs)
-    return [
-        (
-            "results/data/test.parquet"
-            if variation == "nominal"
-            else f"results/variations/{variation}.parquet"
-        )
-        for variation in SCORED_VARIATIONS
-    ]
+def get_partition_variations(wildcards):
+    # every variation of one test partition, for the score rule's histograms
+    return {
+        f"variation__{v}": f"results/variations/{v}/{wildcards.part}.parquet"
+        for v in VARIATIONS
+        if v != "nominal"
+    }
 
 
 def get_scan_inputs(wildcards):
-    inputs = {
-        f"score__{v}": f"results/scores/{wildcards.clf}/{v}.parquet"
-        for v in SCORED_VARIATIONS
+    # the merged fine histograms of a classifier (and the paired sums for the shift errors)
+    return {
+        "hist": f"results/hists/{wildcards.clf}.parquet",
+        "pairs": f"results/hists/{wildcards.clf}.pairs.parquet",
     }
-    inputs |= {
-        f"weight__{v}": f"results/variations/{v}.parquet" for v in WEIGHT_VARIATIONS
-    }
-    return inputs
 
 
 def get_table_inputs(wildcards):
@@ -240,9 +237,7 @@ def hypotest_chunks(wildcards):
 
 def get_summary_plot_inputs(wildcards):
     inputs = {f"scan__{c}": f"results/scans/{c}.parquet" for c in CLASSIFIERS}
-    inputs |= {
-        f"score__{c}": f"results/scores/{c}/nominal.parquet" for c in CLASSIFIERS
-    }
+    inputs |= {f"hist__{c}": f"results/hists/{c}.parquet" for c in CLASSIFIERS}
     return inputs
 
 
@@ -343,9 +338,7 @@ def get_report_inputs(wildcards):
         "diagnostics": "results/diagnostics.json",
         "provenance": "results/provenance.json",
     }
-    inputs |= {
-        f"score__{c}": f"results/scores/{c}/nominal.parquet" for c in CLASSIFIERS
-    }
+    inputs |= {f"hist__{c}": f"results/hists/{c}.parquet" for c in CLASSIFIERS}
     if FIT_ENABLED:
         inputs |= {f"fit__{c}": f"results/fit/{c}/fit.json" for c in CLASSIFIERS}
         inputs |= {

@@ -42,7 +42,9 @@ rule split:
         events="results/data/events.parquet",
     output:
         train="results/data/train.parquet",
-        test="results/data/test.parquet",
+        # the test events in input.partitions partitions (docs/scaling.md)
+        tests=expand("results/data/test/{part}.parquet", part=PARTITIONS),
+        sample="results/data/test_sample.parquet",
     log:
         "results/logs/split.log",
     conda:

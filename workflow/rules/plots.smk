@@ -58,12 +58,11 @@ rule plots_classifier:
     input:
         unpack(get_classifier_plot_inputs),
         scan="results/scans/{clf}.parquet",
-        scores=expand(
-            "results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS
-        ),
+        hist="results/hists/{clf}.parquet",
         model=get_model,
         info="results/models/{clf}.json",
         train="results/data/train.parquet",
+        sample="results/data/test_sample.parquet",
     output:
         breakdown_png=report(
             "results/plots/{clf}/dmu_breakdown.png",
@@ -156,6 +155,7 @@ rule plots_classifier:
         step="plots_classifier",
         code=step_fingerprint("plots_classifier"),
         settings=step_settings("plots_classifier"),
+        seed=config["seed"],
     script:
         "../scripts/run_step.py"
 

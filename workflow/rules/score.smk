@@ -1,18 +1,19 @@
-# Scores per classifier for the nominal test data and every feature-changing variation, in one
-# job per classifier (the model is loaded once). Weight-only variations are never scored: the
-# scan reuses the nominal scores.
+# Per classifier and test partition: scores of the nominal events and of every
+# feature-changing variation (the model is loaded once), reduced with the weight-only
+# variations to the partition's fine score histograms (docs/scaling.md). Weight-only
+# variations are never scored: they reuse the nominal scores.
 rule score:
     input:
+        unpack(get_partition_variations),
         model=get_model,
-        events=score_events(),
+        test="results/data/test/{part}.parquet",
         # the model record: a parameterised classifier's alpha inputs and their values
         info="results/models/{clf}.json",
     output:
-        scores=expand(
-            "results/scores/{{clf}}/{variation}.parquet", variation=SCORED_VARIATIONS
-        ),
+        hist="results/hists/{clf}/{part}.parquet",
+        pairs="results/hists/{clf}/{part}.pairs.parquet",
     log:
-        "results/logs/score/{clf}.log",
+        "results/logs/score/{clf}/{part}.log",
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -22,6 +23,28 @@ rule score:
         step="score",
         code=step_fingerprint("score"),
         settings=step_settings("score"),
+    script:
+        "../scripts/run_step.py"
+
+
+# The sum of the partitions' histograms, in partition order: what every later step reads.
+rule merge_histograms:
+    input:
+        hists=expand("results/hists/{{clf}}/{part}.parquet", part=PARTITIONS),
+        pairs=expand("results/hists/{{clf}}/{part}.pairs.parquet", part=PARTITIONS),
+    output:
+        hist="results/hists/{clf}.parquet",
+        pair_sums="results/hists/{clf}.pairs.parquet",
+    log:
+        "results/logs/merge_histograms/{clf}.log",
+    priority: 1
+    conda:
+        ENV
+    threads: 1
+    params:
+        step="merge_histograms",
+        code=step_fingerprint("merge_histograms"),
+        settings=step_settings("merge_histograms"),
     script:
         "../scripts/run_step.py"
 

@@ -27,7 +27,8 @@ for _clf in config["classifiers"]:
             f"train_{_clf['name']}"
         input:
             train="results/data/train.parquet",
-            test="results/data/test.parquet",
+            # the bounded test sample: training metrics (AUC) need no more
+            test="results/data/test_sample.parquet",
         output:
             model=model_path(_clf["name"]),
             info=f"results/models/{_clf['name']}.json",

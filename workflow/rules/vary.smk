@@ -1,12 +1,12 @@
-# One job per systematic variation of the test data; weight-only variations keep only
+# One job per systematic variation and test partition; weight-only variations keep only
 # event_id and weight, feature-changing ones carry the shifted features for re-scoring.
 rule vary:
     input:
-        test="results/data/test.parquet",
+        test="results/data/test/{part}.parquet",
     output:
-        events="results/variations/{variation}.parquet",
+        events="results/variations/{variation}/{part}.parquet",
     log:
-        "results/logs/vary/{variation}.log",
+        "results/logs/vary/{variation}/{part}.log",
     priority: 2
     conda:
         ENV

@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..errors import ConfigError, DataContractError
+from ..histograms import squared_weights
 from ..metrics import weighted_roc
 from .labels import DEFAULT_LABELS, PlotLabels
 from .projection import (
@@ -341,7 +342,7 @@ def plot_score_variations(
             sumw2, _ = np.histogram(
                 df["score"].to_numpy(dtype=float)[sel],
                 bins=edges,
-                weights=df["weight"].to_numpy(dtype=float)[sel] ** 2,
+                weights=squared_weights(df)[sel],
             )
             rel = np.divide(np.sqrt(sumw2), nom, out=np.full_like(nom, np.nan), where=nom > 0)
             ax.stairs(nom, edges, color="black", lw=2, label="Nominal")

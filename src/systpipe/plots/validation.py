@@ -11,7 +11,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from ..errors import DataContractError
+from ..histograms import raw_counts, squared_weights
 from ..likelihood_scan import crossings
+from ..templates import histogram
 from .labels import DEFAULT_LABELS, PlotLabels
 from .style import (
     BACKGROUND_COLORS,
@@ -171,10 +173,12 @@ def mc_counts(
     edges = np.asarray(edges, float)
     out = {}
     for proc, part in scores.groupby("process", sort=True):
+        # right-closed bins, as the fit's templates; a binned frame (systpipe.histograms)
+        # carries the raw count and sum w^2 of each row
         s, w = part["score"].to_numpy(float), part["weight"].to_numpy(float)
-        raw, _ = np.histogram(s, bins=edges)
-        sw, _ = np.histogram(s, bins=edges, weights=w)
-        sw2, _ = np.histogram(s, bins=edges, weights=w * w)
+        raw = histogram(s, raw_counts(part).astype(float), edges)
+        sw = histogram(s, w, edges)
+        sw2 = histogram(s, squared_weights(part), edges)
         neff = np.divide(sw**2, sw2, out=np.zeros_like(sw), where=sw2 > 0)
         out[str(proc)] = (raw.astype(float), neff)
     return out

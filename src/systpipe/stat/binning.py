@@ -84,12 +84,18 @@ def optimise_binning(
     Returns:
         The best candidate and a DataFrame (threshold, n_bins, dmu_tot, dmu_stat, S, B, status).
     """
+    from ..histograms import snap
     from ..templates import build_templates, rebin
 
     cands = [(float(t), int(n)) for t in candidate_thresholds for n in n_bins_options]
     if not cands:
         raise ConfigError("optimise_binning needs at least one candidate threshold and bin count")
     edge_sets = {c: np.round(np.linspace(c[0], score_max, c[1] + 1), 12) for c in cands}
+    grid = getattr(scores, "grid", None)
+    if grid is not None:
+        # binned frames (systpipe.histograms): edges on the fine grid, so that every template
+        # is an exact sum of fine bins
+        edge_sets = {c: snap(e, grid) for c, e in edge_sets.items()}
     union = np.unique(np.concatenate(list(edge_sets.values())))
     fine = build_templates(scores, bin_edges=union, group_by=group_by)  # type: ignore[arg-type]
     rows = []

@@ -11,26 +11,27 @@ import pandas as pd
 
 from .. import io
 from ..errors import DataContractError
+from ..histograms import BinnedFrames
 from ..systematics import all_variations
 
 PathLike = str | Path
 SCORE_REQUIRED = ("event_id", "label", "weight", "score")
 
 
-def load_variation_scores(
+def with_weight_variations(
     systematics: Sequence[Mapping[str, Any]],
-    *,
-    scores: Mapping[str, PathLike],
+    scored: Mapping[str, pd.DataFrame],
     weights: Mapping[str, PathLike],
 ) -> dict[str, pd.DataFrame]:
-    """Score frames for every variation: re-scored ones read directly, weight-only ones as
-    the nominal scores with the variation's weights joined on event_id."""
-    nominal = io.read_table(scores["nominal"], required=SCORE_REQUIRED)
+    """Per-event score frames of every variation: the re-scored ones as given (``scored``
+    holds nominal and every feature-changing variation), weight-only ones as the nominal
+    scores with the variation's weights (``weights``: variation -> file) joined on event_id."""
+    nominal = scored["nominal"]
     frames: dict[str, pd.DataFrame] = {"nominal": nominal}
     for variation in all_variations(systematics)[1:]:
         name = variation.name
         if variation.changes_features:
-            frames[name] = io.read_table(scores[name], required=SCORE_REQUIRED)
+            frames[name] = scored[name]
             continue
         w = io.read_table(weights[name], required=("event_id", "weight"))
         if len(w) != len(nominal) or not np.array_equal(
@@ -41,10 +42,32 @@ def load_variation_scores(
                 raise DataContractError(
                     f"{weights[name]}: event_ids differ from the nominal scores"
                 )
-        frame = nominal.copy()
-        frame["weight"] = np.asarray(w["weight"], dtype=np.float64)
-        frames[name] = frame
+        frames[name] = nominal.assign(weight=np.asarray(w["weight"], dtype=np.float64))
     return frames
+
+
+def load_variation_scores(
+    systematics: Sequence[Mapping[str, Any]],
+    *,
+    scores: Mapping[str, PathLike],
+    weights: Mapping[str, PathLike],
+) -> dict[str, pd.DataFrame]:
+    """Per-event score frames for every variation from score files (variation -> file) and
+    the weight files of the weight-only variations."""
+    scored = {
+        v.name: io.read_table(scores[v.name], required=SCORE_REQUIRED)
+        for v in all_variations(systematics)
+        if v.is_nominal or v.changes_features
+    }
+    return with_weight_variations(systematics, scored, weights)
+
+
+def load_histograms(hist: PathLike, pairs: PathLike | None = None) -> BinnedFrames:
+    """The merged fine histograms of one classifier (the ``merge_histograms`` rule's outputs)
+    as :class:`systpipe.histograms.BinnedFrames`; without ``pairs`` no shift MC errors."""
+    from ..histograms import read_merged
+
+    return read_merged(hist, pairs)
 
 
 def read_data_scores(path: PathLike | None) -> pd.DataFrame | None:
@@ -57,4 +80,10 @@ def stem(path: PathLike) -> Path:
     return Path(str(path)).with_suffix("")
 
 
-__all__ = ["load_variation_scores", "read_data_scores", "stem"]
+__all__ = [
+    "load_histograms",
+    "load_variation_scores",
+    "read_data_scores",
+    "stem",
+    "with_weight_variations",
+]

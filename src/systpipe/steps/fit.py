@@ -17,7 +17,7 @@ import pandas as pd
 from .. import io
 from ..errors import ConfigError, DataContractError
 from ..templates import Templates, build_templates, histogram
-from ._frames import load_variation_scores, read_data_scores, stem
+from ._frames import load_histograms, read_data_scores, stem
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,15 @@ def control_edges(fit: Mapping[str, Any], threshold: float) -> np.ndarray | None
     return np.linspace(float(cfg["score_min"]), float(threshold), int(cfg["n_bins"]) + 1)
 
 
+def on_fine_grid(edges: Sequence[float] | np.ndarray, frames: Mapping[str, Any]) -> np.ndarray:
+    """``edges`` as an array, moved to the fine score grid when ``frames`` are binned
+    (:class:`systpipe.histograms.BinnedFrames`): templates are then exact sums of fine bins."""
+    from ..histograms import snap
+
+    grid = getattr(frames, "grid", None)
+    return np.asarray(edges, dtype=float) if grid is None else snap(edges, grid)
+
+
 def model_templates(
     fit: Mapping[str, Any],
     systematics: Sequence[Mapping[str, Any]],
@@ -89,12 +98,16 @@ def model_templates(
     from ..stat.postprocess import postprocess
     from ..templates import first_bins
 
-    sr_edges = np.asarray(edges, dtype=float)
+    sr_edges = on_fine_grid(edges, frames)
     raw = build_templates(frames, bin_edges=sr_edges, group_by=fit["group_by"])
     sr, record = postprocess(raw, systematics, fit["templates"])
     entries = [{**e, "region": "SR"} for e in record["entries"]]
     cr = None
     cr_edges = control_edges(fit, float(sr_edges[0]))
+    if cr_edges is not None:
+        cr_edges = on_fine_grid(cr_edges, frames)
+        cr_edges = cr_edges[cr_edges < sr_edges[0]]
+        cr_edges = np.append(cr_edges, sr_edges[0]) if cr_edges.size else None
     if cr_edges is not None:
         # built with one fit bin above so that nothing of the fit region overflows into them
         both = build_templates(
@@ -158,13 +171,16 @@ def choose_binning(
     from ..templates import default_bin_edges
 
     if fit["binning"] == "fixed":
-        edges = default_bin_edges(
-            n_bins=fit["n_bins"], score_min=fit["score_min"], score_max=fit["score_max"]
+        edges = on_fine_grid(
+            default_bin_edges(
+                n_bins=fit["n_bins"], score_min=fit["score_min"], score_max=fit["score_max"]
+            ),
+            frames,
         )
         return {
             "method": "fixed",
             "threshold": float(edges[0]),
-            "n_bins": int(fit["n_bins"]),
+            "n_bins": int(edges.size - 1),
             "bin_edges": edges.tolist(),
         }
     opt = fit["optimise"]
@@ -205,15 +221,15 @@ def choose_binning(
 @step(
     "workspace",
     uses=("fit", "systematics"),
-    help="pyhf workspace and binning (set: clf; in: score__<variation>, weight__<variation>, scan; out: workspace, binning)",
+    help="pyhf workspace and binning (set: clf; in: hist, pairs, scan; out: workspace, binning)",
 )
 def workspace(
     ctx: StepContext,
     *,
     clf: str,
-    score: PathMap,
+    hist: str | Path,
     scan: str | Path,
-    weight: PathMap | None = None,
+    pairs: str | Path | None = None,
     data_scores: str | Path | None = None,
     workspace: str | Path,
     binning: str | Path,
@@ -222,7 +238,7 @@ def workspace(
     from ..table import working_points
 
     fit, systematics = ctx.settings["fit"], ctx.settings["systematics"]
-    frames = load_variation_scores(systematics, scores=score, weights=weight or {})
+    frames = load_histograms(hist, pairs)
     scan_table = io.read_table(scan)
     extra = [float(scan_table["threshold"].iloc[i]) for i in working_points(scan_table).values()]
     chosen = choose_binning(fit, systematics, frames, extra_thresholds=extra)
@@ -395,15 +411,15 @@ def chi2(
     ctx: StepContext,
     *,
     clf: str,
-    score: PathMap,
+    hist: str | Path,
     binning: str | Path,
-    weight: PathMap | None = None,
+    pairs: str | Path | None = None,
     data_scores: str | Path | None = None,
     chi2: str | Path,
 ) -> None:
     """Covariance chi2 of one classifier with the workspace's binning (+ control region)."""
     systematics = ctx.settings["systematics"]
-    frames = load_variation_scores(systematics, scores=score, weights=weight or {})
+    frames = load_histograms(hist, pairs)
     edges = json.loads(Path(binning).read_text())["bin_edges"]
     out = chi2_result(
         ctx.settings["chi2"],
@@ -439,12 +455,12 @@ def methods(
     ctx: StepContext,
     *,
     clf: str,
-    score: PathMap,
+    hist: str | Path,
     scan: str | Path,
     binning: str | Path,
     fit: str | Path,
     chi2: str | Path,
-    weight: PathMap | None = None,
+    pairs: str | Path | None = None,
     data_scores: str | Path | None = None,
     neyman: PathMap | None = None,
     methods: str | Path,
@@ -461,7 +477,7 @@ def methods(
     systematics, fit_cfg = settings["systematics"], settings["fit"]
     names = [s["name"] for s in systematics]
     symmetrise = settings["scan"]["symmetrise"]
-    frames = load_variation_scores(systematics, scores=score, weights=weight or {})
+    frames = load_histograms(hist, pairs)
     scan_table = io.read_table(scan)
     chosen = json.loads(Path(binning).read_text())
     fitted = json.loads(Path(fit).read_text())

@@ -18,7 +18,7 @@ import numpy as np
 from .. import io
 from ..errors import ConfigError
 from ..provenance import derive_seed
-from ._frames import load_variation_scores, read_data_scores
+from ._frames import load_histograms, read_data_scores
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,9 @@ def working_point_spec(
     wp: str,
     *,
     workspace: str | Path | None,
-    score: PathMap | None,
+    hist: str | Path | None,
     scan: str | Path | None,
-    weight: PathMap | None,
+    pairs: str | Path | None,
     data_scores: str | Path | None,
 ) -> dict[str, Any]:
     """The workspace of a working point: the fit's (``profile_optimum``), or the one-bin
@@ -49,15 +49,15 @@ def working_point_spec(
             raise ConfigError("neyman at profile_optimum needs the input 'workspace'")
         spec: dict[str, Any] = json.loads(Path(workspace).read_text())
         return spec
-    if score is None or scan is None:
-        raise ConfigError(f"neyman at {wp} needs the inputs 'score__<variation>' and 'scan'")
+    if hist is None or scan is None:
+        raise ConfigError(f"neyman at {wp} needs the inputs 'hist' and 'scan'")
     systematics, fit_cfg = settings["systematics"], settings["fit"]
     scan_table = io.read_table(scan)
     points = working_points(scan_table)
     if wp not in points:
         raise ConfigError(f"neyman: unknown working point {wp!r}; expected {sorted(points)}")
     row = scan_table.iloc[points[wp]]
-    frames = load_variation_scores(systematics, scores=score, weights=weight or {})
+    frames = load_histograms(hist, pairs)
     edges = [float(row["threshold"]), fit_cfg["score_max"]]
     spec, _ = workspace_for_edges(
         fit_cfg,
@@ -185,7 +185,7 @@ WORKING_POINTS = ("max_ams", "min_dmu_tot", "profile_optimum")
     "neyman",
     uses=("neyman", "fit", "systematics"),
     seeded=True,
-    help="learned Neyman critical values and observed intervals of one classifier at every working point (set: clf; in: workspace, score__<variation>, scan; out: critical__<wp>, interval__<wp>)",
+    help="learned Neyman critical values and observed intervals of one classifier at every working point (set: clf; in: workspace, hist, pairs, scan; out: critical__<wp>, interval__<wp>)",
 )
 def neyman(
     ctx: StepContext,
@@ -194,9 +194,9 @@ def neyman(
     critical: PathMap,
     interval: PathMap,
     workspace: str | Path | None = None,
-    score: PathMap | None = None,
+    hist: str | Path | None = None,
     scan: str | Path | None = None,
-    weight: PathMap | None = None,
+    pairs: str | Path | None = None,
     data_scores: str | Path | None = None,
 ) -> None:
     """Calibrate the construction of each working point's workspace (the working points are
@@ -220,9 +220,9 @@ def neyman(
             settings,
             wp,
             workspace=workspace,
-            score=score,
+            hist=hist,
             scan=scan,
-            weight=weight,
+            pairs=pairs,
             data_scores=data_scores,
         )
         seed = derive_seed(ctx.seed, "neyman", clf, wp)

@@ -15,13 +15,16 @@ import pandas as pd
 from .. import io
 from ..systematics import feature_variations
 from ..table import working_points
-from ._frames import stem
+from ..partitions import read_sample
+from ..provenance import derive_seed
+from ._frames import load_histograms, stem
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
 
-#: Events per class scored for the train-versus-test comparison (enough for a KS test).
-OVERTRAINING_EVENTS = 20_000
+#: Events (both classes, stratified) scored for the train-versus-test comparison (enough for a
+#: KS test).
+OVERTRAINING_EVENTS = 40_000
 #: Sections every plot step reads for its labels (sqrt(s), luminosity, readable names).
 LABEL_SECTIONS = ("labels", "input", "simulate", "files")
 
@@ -29,13 +32,13 @@ LABEL_SECTIONS = ("labels", "input", "simulate", "files")
 @step(
     "plots_summary",
     uses=("plots", *LABEL_SECTIONS),
-    help="AMS, significance with systematics and ROC curves of every classifier (in: scan__<clf>, score__<clf>, fit__<clf>)",
+    help="AMS, significance with systematics and ROC curves of every classifier (in: scan__<clf>, hist__<clf>, fit__<clf>)",
 )
 def plots_summary(
     ctx: StepContext,
     *,
     scan: Mapping[str, str | Path],
-    score: Mapping[str, str | Path],
+    hist: Mapping[str, str | Path],
     fit: Mapping[str, str | Path] | None = None,
     ams_png: str | Path,
     ams_pdf: str | Path,
@@ -60,32 +63,25 @@ def plots_summary(
         record = json.loads(Path(path).read_text())
         z0[clf] = (float(record["binning"]["threshold"]), float(record["z0_expected"]))
     plot_significance(scans, stem(significance_png), fit_z0=z0 or None, labels=labels)
-    nominal = {clf: io.read_table(path) for clf, path in score.items()}
+    nominal = {clf: load_histograms(path)["nominal"] for clf, path in hist.items()}
     draw.plot_roc(nominal, stem(roc_png), labels=labels)
-
-
-def _sample(df: pd.DataFrame, n: int) -> pd.DataFrame:
-    """At most ``n`` events per class, the same ones every run (every k-th event)."""
-    parts = []
-    for _, part in df.groupby("label", sort=True):
-        step_ = max(len(part) // n, 1)
-        parts.append(part.iloc[::step_].head(n))
-    return pd.concat(parts, ignore_index=True)
 
 
 @step(
     "plots_classifier",
+    seeded=True,
     uses=("plots", "systematics", "features", *LABEL_SECTIONS),
-    help="dmu breakdown, score variations, luminosity projection, MC counts and train-vs-test scores of one classifier (set: clf; in: scan, scores, model, info, train, binning)",
+    help="dmu breakdown, score variations, luminosity projection, MC counts and train-vs-test scores of one classifier (set: clf; in: scan, hist, model, info, train, sample, binning)",
 )
 def plots_classifier(
     ctx: StepContext,
     *,
     clf: str,
     scan: str | Path,
-    scores: Sequence[str | Path],
+    hist: str | Path,
     model: str | Path,
     train: str | Path,
+    sample: str | Path,
     info: str | Path | None = None,
     binning: str | Path | None = None,
     breakdown_png: str | Path,
@@ -118,7 +114,7 @@ def plots_classifier(
     table = io.read_table(scan)
     wps = working_points(table)
     draw.plot_dmu_breakdown(table, wps, names, stem(breakdown_png), title=name, labels=labels)
-    frames = {Path(str(p)).stem: io.read_table(p) for p in scores}
+    frames = load_histograms(hist)
     draw.plot_score_variations(
         frames,
         feature_variations(systematics),
@@ -147,15 +143,22 @@ def plots_classifier(
     plot_mc_counts(nominal, edges, stem(mc_counts_png), labels=labels, signal=signal,
                    text=f"{name}, {where}")  # fmt: skip
     features = list(ctx.settings["features"])
-    train_df = _sample(io.read_table(train, required=("label", *features)), OVERTRAINING_EVENTS)
+    seed = derive_seed(ctx.seed, "overtraining")
+    train_df, _ = read_sample(train, OVERTRAINING_EVENTS, seed=seed, columns=["label", *features])
+    test_df, _ = read_sample(sample, OVERTRAINING_EVENTS, seed=seed, columns=["label", *features])
+    fitted = load_model(model)
     train_scores = pd.DataFrame({
         "label": train_df["label"].to_numpy(),
-        "score": predict_scores(load_model(model), train_df, features=features,
+        "score": predict_scores(fitted, train_df, features=features,
                                 threads=ctx.threads, aware=read_aware(info)),
     })  # fmt: skip
     pvalues = plot_overtraining(
         train_scores,
-        _sample(nominal, OVERTRAINING_EVENTS),
+        pd.DataFrame({
+            "label": test_df["label"].to_numpy(),
+            "score": predict_scores(fitted, test_df, features=features,
+                                    threads=ctx.threads, aware=read_aware(info)),
+        }),  # fmt: skip
         stem(overtraining_png),
         classifier=clf,
         labels=labels,

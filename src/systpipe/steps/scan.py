@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import io
 from ..scan import default_thresholds, scan_scores
-from ._frames import load_variation_scores
+from ._frames import load_histograms
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
@@ -27,19 +27,19 @@ def scan_thresholds(scan_settings: Mapping[str, object]) -> np.ndarray:
 @step(
     "scan",
     uses=("scan", "systematics"),
-    help="threshold scan (set: clf; in: score__<variation>, weight__<variation>; out: scan)",
+    help="threshold scan (set: clf; in: hist, pairs; out: scan)",
 )
 def scan(
     ctx: StepContext,
     *,
     clf: str,
-    score: Mapping[str, str | Path],
-    weight: Mapping[str, str | Path] | None = None,
+    hist: str | Path,
+    pairs: str | Path | None = None,
     scan: str | Path,
 ) -> None:
     """Scan the score threshold for one classifier (docs/scan.md)."""
     systematics = ctx.settings["systematics"]
-    frames = load_variation_scores(systematics, scores=score, weights=weight or {})
+    frames = load_histograms(hist, pairs)
     sc = ctx.settings["scan"]
     started = time.perf_counter()
     result = scan_scores(

@@ -5,63 +5,136 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import io
 from ..errors import DataContractError
+from ._frames import with_weight_variations
 from ._registry import StepContext, step
 
 log = logging.getLogger(__name__)
 
 
+def fine_grid_of(settings: Mapping[str, Any]) -> np.ndarray:
+    """The fine score grid of the histograms: every threshold the scan, the fit optimiser and
+    a fixed fit binning cut at (:func:`systpipe.histograms.fine_grid`)."""
+    from ..histograms import fine_grid
+    from ..scan import default_thresholds
+    from ..templates import default_bin_edges
+
+    def grid(thr: Mapping[str, float]) -> np.ndarray:
+        return default_thresholds(thr["start"], thr["stop"], thr["step"])
+
+    fit = settings["fit"]
+    parts = [grid(settings["scan"]["thresholds"]), grid(fit["optimise"]["thresholds"])]
+    if fit["binning"] == "fixed":
+        parts.append(default_bin_edges(fit["n_bins"], fit["score_min"], fit["score_max"]))
+    return fine_grid(parts)
+
+
 @step(
     "score",
-    uses=("features",),
-    help="score the nominal and every feature-changing variation (set: clf; in: model, events, info; out: scores, one per events file, named <variation>.parquet)",
+    uses=("features", "systematics", "scan", "fit"),
+    help="score one test partition, nominal and every feature-changing variation, and write its fine histograms (set: clf, part; in: model, info, test, variation__<name>; out: hist, pairs)",
 )
 def score(
     ctx: StepContext,
     *,
     clf: str,
+    part: str,
     model: str | Path,
-    events: Sequence[str | Path] | str | Path,
-    scores: Sequence[str | Path] | str | Path,
+    test: str | Path,
+    variation: Mapping[str, str | Path] | None = None,
+    hist: str | Path,
+    pairs: str | Path,
     info: str | Path | None = None,
 ) -> None:
-    """Score the nominal events and every feature-changing variation with one classifier: the
-    i-th ``events`` file into the i-th ``scores`` file, whose stem names the variation. One job
-    per classifier, so the model is loaded (and its library imported) once.
+    """Score partition ``part`` of the test events, nominal and every feature-changing
+    variation, with one classifier (loaded once), and reduce the scores of every variation
+    (weight-only ones: the nominal scores with their weights) to the partition's fine
+    histograms ``hist`` and ``pairs`` (:mod:`systpipe.histograms`).
 
     A parameterised classifier (its model record ``info`` says so) scores every variation at
     the same alpha, ``systematics_aware.score_at`` (default 0): the variation is in the
     features, and the binned fit needs one fixed score function for all its templates.
     """
     from ..augment import read_aware
+    from ..histograms import GRID_KEY, histogram_partition
     from ..models import load_model
     from ..score import score_table
+    from ..systematics import all_variations
 
-    ins = [events] if isinstance(events, str | Path) else list(events)
-    outs = [scores] if isinstance(scores, str | Path) else list(scores)
-    if len(ins) != len(outs):
-        raise DataContractError(
-            f"score {clf}: {len(ins)} events files for {len(outs)} score files; they pair up in order"
-        )
-    features = list(ctx.settings["features"])
+    settings = ctx.settings
+    features = list(settings["features"])
+    systematics = settings["systematics"]
+    files = {"nominal": test, **dict(variation or {})}
     fitted = load_model(model)
     aware = read_aware(info)
-    for source, target in zip(ins, outs, strict=True):
-        variation = Path(str(target)).stem
-        df = io.read_table(source, required=("event_id", "label", "process", "weight", *features))
+    scored: dict[str, pd.DataFrame] = {}
+    for var in all_variations(systematics):
+        if not (var.is_nominal or var.changes_features):
+            continue
+        if var.name not in files:
+            raise DataContractError(f"score {clf}: no events file for variation {var.name!r}")
+        df = io.read_table(
+            files[var.name], required=("event_id", "label", "process", "weight", *features)
+        )
         started = time.perf_counter()
-        table = score_table(fitted, df, features=features, threads=ctx.threads, aware=aware)
+        scored[var.name] = score_table(
+            fitted, df, features=features, threads=ctx.threads, aware=aware
+        )
         elapsed = time.perf_counter() - started
-        log.info("%s: scored %d events in %.2f s (%.0f events/s)", variation, len(df), elapsed,
-                 len(df) / max(elapsed, 1e-9))  # fmt: skip
-        io.write_table(table, target, ctx.provenance(classifier=clf, variation=variation))
+        log.info("%s, partition %s: scored %d events in %.2f s (%.0f events/s)", var.name, part,
+                 len(df), elapsed, len(df) / max(elapsed, 1e-9))  # fmt: skip
+        del df
+    frames = with_weight_variations(systematics, scored, files)
+    grid = fine_grid_of(settings)
+    marginals, pair_table = histogram_partition(frames, grid)
+    prov = ctx.provenance(classifier=clf, partition=part, **{GRID_KEY: grid.tolist()})
+    io.write_table(marginals, hist, prov)
+    io.write_table(pair_table, pairs, prov)
+    log.info("partition %s: %d histogram rows, %d pair rows", part, len(marginals), len(pair_table))
+
+
+@step(
+    "merge_histograms",
+    uses=(),
+    help="add the fine histograms of every partition (set: clf; in: hists, pairs; out: hist, pair_sums)",
+)
+def merge_histograms(
+    ctx: StepContext,
+    *,
+    clf: str,
+    hists: Sequence[str | Path] | str | Path,
+    pairs: Sequence[str | Path] | str | Path,
+    hist: str | Path,
+    pair_sums: str | Path,
+) -> None:
+    """Add the partitions' histograms in partition order (:func:`systpipe.histograms.sum_partitions`)."""
+    from ..histograms import GRID_KEY, MARGINAL_COLUMNS, PAIR_COLUMNS, grid_of, sum_partitions
+
+    hist_paths = [hists] if isinstance(hists, str | Path) else list(hists)
+    pair_paths = [pairs] if isinstance(pairs, str | Path) else list(pairs)
+    grid = grid_of(hist_paths[0])
+    for path in hist_paths[1:]:
+        if not np.array_equal(grid_of(path), grid):
+            raise DataContractError(f"{path}: its fine grid differs from {hist_paths[0]}'s")
+    marginals, pair_table = sum_partitions(
+        [io.read_table(p, required=MARGINAL_COLUMNS) for p in hist_paths],
+        [io.read_table(p, required=PAIR_COLUMNS) for p in pair_paths],
+    )
+    nominal = marginals[marginals["variation"] == "nominal"]
+    log.info(
+        "%s: %d partitions, %d nominal MC events", clf, len(hist_paths), int(nominal["n_raw"].sum())
+    )
+    prov = ctx.provenance(classifier=clf, partitions=len(hist_paths), **{GRID_KEY: grid.tolist()})
+    io.write_table(marginals, hist, prov)
+    io.write_table(pair_table, pair_sums, prov)
 
 
 @step(

@@ -12,6 +12,7 @@ from .. import io
 from ..errors import DataContractError
 from ..provenance import run_provenance
 from ..table import build_table, classifier_table, merge_method_rows, write_table
+from ._frames import load_histograms
 from ._registry import STEPS, StepContext, step
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ REPORT_SECTIONS = (
 @step(
     "report_pages",
     uses=REPORT_SECTIONS,
-    help="the report's summary page, rendered tables and provenance page (in: table, diagnostics, provenance, fit__<clf>, coverage__<clf>, binning__<clf>, score__<clf>)",
+    help="the report's summary page, rendered tables and provenance page (in: table, diagnostics, provenance, fit__<clf>, coverage__<clf>, binning__<clf>, hist__<clf>)",
 )
 def report_pages(
     ctx: StepContext,
@@ -134,7 +135,7 @@ def report_pages(
     table: str | Path,
     diagnostics: str | Path,
     provenance: str | Path,
-    score: Mapping[str, str | Path],
+    hist: Mapping[str, str | Path],
     fit: Mapping[str, str | Path] | None = None,
     coverage: Mapping[str, str | Path] | None = None,
     binning: Mapping[str, str | Path] | None = None,
@@ -183,12 +184,12 @@ def report_pages(
         ],
         "yields": [
             rt.yields_table(
-                io.read_table(score[c]),
+                load_histograms(hist[c])["nominal"],
                 float(_rows(df, c, wp, method)["threshold"]),
                 classifier=c,
                 labels=labels,
             )
-            for c in score
+            for c in hist
         ],  # fmt: skip
         "coverage": [
             rt.coverage_table(cov, classifier=c, binning=bins.get(c), labels=labels)

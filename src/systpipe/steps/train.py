@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .. import io
 from ..errors import ModelError
 from ..provenance import derive_seed
+from ..partitions import read_sample
 from ._registry import StepContext, step
 
 if TYPE_CHECKING:
@@ -45,7 +46,11 @@ def train(
     spec = dict(specs[0])
     training = ctx.settings["training"]
     features = list(ctx.settings["features"])
-    tr = io.read_table(train, required=("label", "weight", *features))
+    max_events = spec.get("max_train_events", training["max_train_events"])
+    seed = derive_seed(ctx.seed, "train", clf)
+    # the seeded subsample train_classifier would draw from the whole file, read chunk by
+    # chunk: memory is the subsample's however many events the file holds
+    tr, n_input = read_sample(train, max_events, seed=seed)
     aware_entry = spec.get("systematics_aware")
     systematics = ctx.settings["systematics"] if aware_entry is not None else []
     aware = parse_aware(aware_entry, systematics, key=f"classifiers[{clf!r}].systematics_aware")
@@ -57,9 +62,10 @@ def train(
         params=spec.get("params", {}),
         weighting=training["weighting"],
         negative_weights=training["negative_weights"],
-        max_train_events=spec.get("max_train_events", training["max_train_events"]),
+        max_train_events=None,
+        n_input=n_input,
         threads=ctx.threads,
-        seed=derive_seed(ctx.seed, "train", clf),
+        seed=seed,
         source=str(train),
         aware=aware,
         systematics=systematics,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import io
+from ..partitions import in_partition
 from ..provenance import derive_seed
 from ..systematics import VaryContext, parse_variation
 from ..variations import Recompute
@@ -18,13 +19,16 @@ from ._registry import StepContext, step
     "vary",
     uses=("systematics", "features", "input", "files"),
     seeded=True,
-    help="apply one systematic variation (set: variation; in: test; out: variation)",
+    help="apply one systematic variation to one test partition (set: variation, part; in: test; out: events)",
 )
-def vary(ctx: StepContext, *, variation: str, test: str | Path, events: str | Path) -> None:
+def vary(
+    ctx: StepContext, *, variation: str, test: str | Path, events: str | Path, part: str = "0"
+) -> None:
     """Apply ``variation`` to the test events: weight-only kinds keep event_id and weight,
     feature-changing kinds carry the shifted features for re-scoring."""
     settings = ctx.settings
     nominal = io.read_table(test)
+    id_range = io.read_provenance(test).get("id_range", [None, None])
     load_alt = None
     if settings["input"]["source"] == "files":
         from ..ingest import ingest as read_files
@@ -33,9 +37,11 @@ def vary(ctx: StepContext, *, variation: str, test: str | Path, events: str | Pa
             from ..ingest import alternative_kwargs
 
             files = settings["files"]
-            return read_files(
-                **alternative_kwargs(files, settings["systematics"], paths, variation)
-            )
+            alt = read_files(**alternative_kwargs(files, settings["systematics"], paths, variation))
+            # this partition's share of the alternative events: the same event_id range as its
+            # test events (systpipe.partitions), so paired events stay in one partition
+            mask = in_partition(alt["event_id"].to_numpy(), id_range)
+            return alt[mask].reset_index(drop=True)
 
     target = parse_variation(variation, settings["systematics"])
     assert target.systematic is not None
