@@ -15,38 +15,44 @@ of the scan (``score > t``) and of the templates. A bin's events are represented
 the bin's upper edge ``g_k`` (``+inf`` for the bin above the grid), so a cut or a bin edge on the
 grid selects exactly the events it selects event by event.
 
-Two tables per partition:
+Two tables per partition, summed per key:
 
-- marginals, one row per (variation, process, fine bin) with events: ``weight`` (sum w),
-  ``sumw2`` (sum w^2), ``n_raw`` (events);
-- pairs, one row per (variation, process, nominal fine bin, varied fine bin) of every variation
-  but nominal: ``a2`` (sum w_nom^2), ``b2`` (sum w_var^2) and ``d2`` (sum (w_var - w_nom)^2) over
+- marginals, per (variation, process, fine bin) with events: ``weight`` (sum w), ``sumw2``
+  (sum w^2), ``n_raw`` (events);
+- pairs, per (variation, process, nominal fine bin, varied fine bin) of every variation but
+  nominal: ``a2`` (sum w_nom^2), ``b2`` (sum w_var^2) and ``d2`` (sum (w_var - w_nom)^2) over
   the events in both frames (by ``event_id``), with the bin -1 on the side an event is missing
   from. The MC variance of the shift of any cell C is then exactly
   ``sum d2 [both in C] + sum a2 [only nominal in C] + sum b2 [only varied in C]``
   (:func:`systpipe.templates.build_templates`).
 
-The merge adds the partitions in their order. Sums of floats depend on the order of addition,
-so the merged sums of two partitionings of the same events agree to rounding (relative
-differences of a few 1e-16 per bin), not to the bit; raw counts and the grid are exact.
+A partition stores its sums exactly, as integer terms (:mod:`systpipe.exact_sum`); the merge
+adds the terms of every partition and rounds each sum once, to the double nearest the exact
+sum. So the merged histograms, and every number computed from them, are the same bits for any
+number of partitions and any order of the events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import exact_sum
 from .errors import DataContractError
 
 NOMINAL = "nominal"
 #: the uniform part of the fine grid: 0.001 steps on [0, 1]
 UNIFORM_STEPS = 1000
-MARGINAL_COLUMNS = ("variation", "process", "label", "bin", "weight", "sumw2", "n_raw")
-PAIR_COLUMNS = ("variation", "process", "label", "bin_nom", "bin_var", "a2", "b2", "d2")
+MARGINAL_KEYS = ("variation", "process", "label", "bin")
+PAIR_KEYS = ("variation", "process", "label", "bin_nom", "bin_var")
+MARGINAL_COLUMNS = (*MARGINAL_KEYS, "weight", "sumw2", "n_raw")
+PAIR_COLUMNS = (*PAIR_KEYS, "a2", "b2", "d2")
+#: the exact terms of a partition's sums (systpipe.exact_sum), after its key columns
+TERM_COLUMNS = ("quantity", "exp", "hi", "lo")
 #: provenance key of the fine grid in every histogram file
 GRID_KEY = "fine_grid"
 _EVENT_COLUMNS = ("event_id", "process", "label", "weight", "score")
@@ -162,6 +168,39 @@ def _labels_of(frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
     return labels
 
 
+def _term_table(
+    name: str,
+    key: np.ndarray,
+    quantities: Mapping[str, np.ndarray],
+    decode: Callable[[np.ndarray], dict[str, np.ndarray]],
+    counts: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Exact terms (:mod:`systpipe.exact_sum`) of every quantity summed per ``key``, with the
+    key decoded into its columns by ``decode``; ``counts`` adds the events per key as
+    ``n_raw``. Terms that are exactly zero are left out."""
+    names = list(quantities)
+    n_q = len(names) + 1
+    group = np.concatenate([key * n_q + q for q in range(len(names))])
+    g, e, hi, lo = exact_sum.terms(group, np.concatenate([quantities[q] for q in names]))
+    if counts is not None:
+        uniq, n = np.unique(key, return_counts=True)
+        cg, ce, chi, clo = exact_sum.count_terms(uniq * n_q + len(names), n)
+        g, e, hi, lo = (np.concatenate(p) for p in ((g, cg), (e, ce), (hi, chi), (lo, clo)))
+        names = [*names, "n_raw"]
+    keep = (hi != 0) | (lo != 0)
+    g, e, hi, lo = g[keep], e[keep], hi[keep], lo[keep]
+    return pd.DataFrame(
+        {
+            "variation": name,
+            **decode(g // n_q),
+            "quantity": np.array(names, dtype=object)[g % n_q],
+            "exp": e.astype(np.int32),
+            "hi": hi,
+            "lo": lo,
+        }
+    )
+
+
 def _marginal(
     name: str, frame: pd.DataFrame, names: list[str], labels: dict[str, int], grid: np.ndarray
 ) -> pd.DataFrame:
@@ -170,21 +209,16 @@ def _marginal(
         frame["score"].to_numpy(dtype=np.float64), grid
     )
     w = frame["weight"].to_numpy(dtype=np.float64)
-    size = len(names) * n_cells
-    n_raw = np.bincount(key, minlength=size)
-    cells = np.flatnonzero(n_raw)
-    proc = np.array(names, dtype=object)[cells // n_cells]
-    return pd.DataFrame(
-        {
-            "variation": name,
+
+    def decode(k: np.ndarray) -> dict[str, np.ndarray]:
+        proc = np.array(names, dtype=object)[k // n_cells]
+        return {
             "process": proc,
             "label": np.array([labels[p] for p in proc], dtype=np.int8),
-            "bin": (cells % n_cells).astype(np.int32),
-            "weight": np.bincount(key, weights=w, minlength=size)[cells],
-            "sumw2": np.bincount(key, weights=w * w, minlength=size)[cells],
-            "n_raw": n_raw[cells].astype(np.int64),
+            "bin": (k % n_cells).astype(np.int32),
         }
-    )
+
+    return _term_table(name, key, {"weight": w, "sumw2": w * w}, decode, counts=key)
 
 
 def _unique_ids(ids: np.ndarray) -> np.ndarray:
@@ -214,7 +248,7 @@ def _pairs(
     id_n, code_n, bin_n, w_n, one_n = arrays(nominal)
     id_v, code_v, bin_v, w_v, one_v = arrays(varied)
     # an event pairs when its id is unique in both frames and its process is the same in both
-    common, at_n, at_v = np.intersect1d(id_n[one_n], id_v[one_v], return_indices=True)
+    _, at_n, at_v = np.intersect1d(id_n[one_n], id_v[one_v], return_indices=True)
     at_n, at_v = np.flatnonzero(one_n)[at_n], np.flatnonzero(one_v)[at_v]
     same = code_n[at_n] == code_v[at_v]
     at_n, at_v = at_n[same], at_v[same]
@@ -232,34 +266,32 @@ def _pairs(
     d2 = np.concatenate([(w_v[at_v] - w_n[at_n]) ** 2, w_n[alone_n] ** 2, w_v[alone_v] ** 2])
     n_cells = grid.size + 2  # bins 0..G and -1 (shifted by one)
     key = (code * n_cells + (b_nom + 1)) * n_cells + (b_var + 1)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    proc = np.array(names, dtype=object)[uniq // (n_cells * n_cells)]
-    return pd.DataFrame(
-        {
-            "variation": name,
+
+    def decode(k: np.ndarray) -> dict[str, np.ndarray]:
+        proc = np.array(names, dtype=object)[k // (n_cells * n_cells)]
+        return {
             "process": proc,
             "label": np.array([labels[p] for p in proc], dtype=np.int8),
-            "bin_nom": ((uniq // n_cells) % n_cells - 1).astype(np.int32),
-            "bin_var": (uniq % n_cells - 1).astype(np.int32),
-            "a2": np.bincount(inverse, weights=a2, minlength=uniq.size),
-            "b2": np.bincount(inverse, weights=b2, minlength=uniq.size),
-            "d2": np.bincount(inverse, weights=d2, minlength=uniq.size),
+            "bin_nom": ((k // n_cells) % n_cells - 1).astype(np.int32),
+            "bin_var": (k % n_cells - 1).astype(np.int32),
         }
-    )
+
+    return _term_table(name, key, {"a2": a2, "b2": b2, "d2": d2}, decode)
 
 
 def histogram_partition(
     frames: Mapping[str, pd.DataFrame], grid: np.ndarray
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(marginals, pairs) of one partition's per-event score frames (variation -> frame with
-    event_id, process, label, weight, score; weight-only variations carry the nominal scores
-    with their own weights). Rows are sorted by their keys; events are added in row order.
+    """Exact term tables (marginals, pairs) of one partition's per-event score frames
+    (variation -> frame with event_id, process, label, weight, score; weight-only variations
+    carry the nominal scores with their own weights); :func:`sum_partitions` adds them.
 
     Example:
         >>> nom = pd.DataFrame({"event_id": [1, 2], "process": "s", "label": 1,
         ...                     "weight": [1.0, 2.0], "score": [0.3, 0.8]})
         >>> up = nom.assign(score=[0.3, 0.9], weight=[1.5, 2.0])
-        >>> marg, pairs = histogram_partition({"nominal": nom, "x_up": up}, fine_grid())
+        >>> marg, pairs = sum_partitions(*zip(histogram_partition({"nominal": nom, "x_up": up},
+        ...                                                       fine_grid())))
         >>> marg[marg.variation == "x_up"][["bin", "weight", "n_raw"]].values.tolist()
         [[300.0, 1.5, 1.0], [900.0, 2.0, 1.0]]
         >>> pairs[["bin_nom", "bin_var", "d2"]].values.tolist()
@@ -276,25 +308,55 @@ def histogram_partition(
         [_marginal(v, frames[v], names, labels, grid) for v in order], ignore_index=True
     )
     pair_tables = [_pairs(v, frames[NOMINAL], frames[v], names, labels, grid) for v in order[1:]]
-    pairs = pd.concat(pair_tables, ignore_index=True) if pair_tables else _empty_pairs()
+    pairs = pd.concat(pair_tables, ignore_index=True) if pair_tables else _empty_terms(PAIR_KEYS)
     return marginals, pairs
+
+
+def _empty_terms(keys: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *TERM_COLUMNS]})
+
+
+def _totals(parts: Sequence[pd.DataFrame], keys: list[str], quantities: list[str]) -> pd.DataFrame:
+    """One row per key with the correctly rounded total of every quantity (0 where absent)."""
+    terms = pd.concat(parts, ignore_index=True) if parts else _empty_terms(keys)
+    if terms.empty:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *quantities]})
+    # adding the integer terms of every partition is exact; so is the rounding once below
+    summed = terms.groupby([*keys, "quantity", "exp"], sort=True)[["hi", "lo"]].sum().reset_index()
+    by_key = summed.groupby(keys, sort=True)
+    key_id = by_key.ngroup().to_numpy()
+    q_code = pd.Categorical(summed["quantity"], categories=quantities).codes.astype(np.int64)
+    if (q_code < 0).any():
+        raise DataContractError(f"unknown quantity in {sorted(set(summed['quantity']))}")
+    values = exact_sum.totals(
+        key_id * len(quantities) + q_code,
+        summed["exp"].to_numpy(np.int64),
+        summed["hi"].to_numpy(np.int64),
+        summed["lo"].to_numpy(np.int64),
+        by_key.ngroups * len(quantities),
+    ).reshape(by_key.ngroups, len(quantities))
+    out = summed.loc[by_key.head(1).index, keys].reset_index(drop=True)
+    for i, q in enumerate(quantities):
+        out[q] = values[:, i]
+    return out
 
 
 def sum_partitions(
     marginals: Sequence[pd.DataFrame], pairs: Sequence[pd.DataFrame]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The partitions' (marginals, pairs) tables added, in the order given, into one pair of
-    tables of the same columns (rows sorted by their keys)."""
+    """The partitions' exact term tables added and rounded once: (marginals, pairs) tables of
+    :data:`MARGINAL_COLUMNS` and :data:`PAIR_COLUMNS`, rows sorted by their keys. Any
+    partitioning of the same events gives the same bits."""
     if not marginals:
         raise DataContractError("no partition histograms to add")
-    keys = ["variation", "process", "label", "bin"]
-    marg = pd.concat(marginals, ignore_index=True)
-    marg = marg.groupby(keys, sort=True)[["weight", "sumw2", "n_raw"]].sum().reset_index()
-    allp = pd.concat(pairs, ignore_index=True) if pairs else _empty_pairs()
-    pkeys = ["variation", "process", "label", "bin_nom", "bin_var"]
-    if len(allp):
-        allp = allp.groupby(pkeys, sort=True)[["a2", "b2", "d2"]].sum().reset_index()
-    return marg[list(MARGINAL_COLUMNS)], allp[list(PAIR_COLUMNS)]
+    marg = _totals(marginals, list(MARGINAL_KEYS), ["weight", "sumw2", "n_raw"])
+    marg["n_raw"] = marg["n_raw"].astype(np.int64)
+    marg["label"] = marg["label"].astype(np.int8)
+    marg["bin"] = marg["bin"].astype(np.int32)
+    pair_sums = _totals(pairs, list(PAIR_KEYS), ["a2", "b2", "d2"])
+    for col, dtype in (("label", np.int8), ("bin_nom", np.int32), ("bin_var", np.int32)):
+        pair_sums[col] = pair_sums[col].astype(dtype)
+    return marg[list(MARGINAL_COLUMNS)], pair_sums[list(PAIR_COLUMNS)]
 
 
 def _empty_pairs() -> pd.DataFrame:

@@ -182,7 +182,10 @@ def iter_batches(
     path = Path(path)
     if not path.is_file():
         raise DataContractError(f"{path}: file not found")
-    handle = pq.ParquetFile(path)
+    # pre_buffer=False: pyarrow's default pre-buffering reads ahead the whole file when
+    # iterating over all its row groups (641 MiB held while reading a 573 MiB file; 101 MiB
+    # without), which would defeat the point of reading in chunks
+    handle = pq.ParquetFile(path, pre_buffer=False)
     names = handle.schema_arrow.names
     missing = [c for c in [*required, *(columns or [])] if c not in names]
     if missing:

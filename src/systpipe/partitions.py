@@ -165,7 +165,7 @@ def split_into_partitions(
     ranges = [[edges[p], edges[p + 1]] for p in range(n_parts)]
     # the test sample: seeded and stratified like the training subsample, in event_id order
     sample_ids = te_ids[subsample_indices(te_label, sample_events, seed=seed)]
-    counts = {"train": 0, "sample": 0, "tests": [0] * n_parts}
+    n_train, n_sample, n_tests = 0, 0, [0] * n_parts
     with ExitStack() as stack:
         w_train = stack.enter_context(io.TableWriter(train, {**provenance, "part": "train"}))
         w_sample = stack.enter_context(
@@ -198,25 +198,25 @@ def split_into_partitions(
             chunk = chunk.assign(weight=weight)
             if in_train.any():
                 w_train.write(chunk[in_train])
-                counts["train"] += int(in_train.sum())
+                n_train += int(in_train.sum())
             test_chunk = chunk[in_test]
             part_of = np.searchsorted(bounds, test_chunk["event_id"].to_numpy(np.int64), "right")
             for p in np.unique(part_of):
                 w_tests[p].write(test_chunk[part_of == p])
-                counts["tests"][p] += int((part_of == p).sum())
+                n_tests[p] += int((part_of == p).sum())
             sampled, _ = _lookup(sample_ids, test_chunk["event_id"].to_numpy(np.int64))
             if sampled.any():
                 w_sample.write(test_chunk[sampled])
-                counts["sample"] += int(sampled.sum())
+                n_sample += int(sampled.sum())
     log.info(
         "split: %d train, %d test events in %d partition(s) %s, test sample %d",
-        counts["train"],
-        sum(counts["tests"]),
+        n_train,
+        sum(n_tests),
         n_parts,
-        counts["tests"],
-        counts["sample"],
+        n_tests,
+        n_sample,
     )
-    return {**counts, "id_ranges": ranges}
+    return {"train": n_train, "tests": n_tests, "sample": n_sample, "id_ranges": ranges}
 
 
 def read_sample(

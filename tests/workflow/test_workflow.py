@@ -53,11 +53,13 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/smoke.yaml"])
 def test_dry_run_dag(tmp_path, configfile):
     out = snakemake(make_workdir(tmp_path), "-n", "--configfile", configfile).stdout
-    scored = set(re.findall(r"results/scores/(\w+)/(\w+)\.parquet", out))
     aware = {"lgbm_aug"} if configfile == "config/config.yaml" else set()
     classifiers = {"hgb", "lgbm", "xgb", "rf"} | aware
-    # Only nominal and the feature-changing detector variations are re-scored.
-    assert scored == {(c, v) for c in classifiers for v in ("nominal", "det_up", "det_down")}
+    # one partition: one score job (all variations) per classifier, whose histograms merge
+    scored = set(re.findall(r"results/hists/(\w+)/(\d+)\.parquet", out))
+    assert scored == {(c, "0") for c in classifiers}
+    assert set(re.findall(r"results/hists/(\w+)\.pairs\.parquet", out)) == classifiers
+    assert len(re.findall(r"^rule score:", out, flags=re.M)) == len(classifiers)
     for variation in (
         "lumi_up",
         "lumi_down",
@@ -68,7 +70,7 @@ def test_dry_run_dag(tmp_path, configfile):
         "det_up",
         "det_down",
     ):
-        assert f"results/variations/{variation}.parquet" in out
+        assert f"results/variations/{variation}/0.parquet" in out
     assert "results/tables/uncertainties.parquet" in out
     assert not (tmp_path / "results").exists()
 
@@ -110,6 +112,37 @@ def smoke_runs(request, tmp_path_factory):
     return smoke_workdir / "results", single / "results"
 
 
+@pytest.fixture(scope="module")
+def partitioned_run(smoke_runs, tmp_path_factory):
+    """The smoke workflow's table from its test events in 3 partitions (1 core, beside the
+    unit tests on the other)."""
+    workdir = make_workdir(tmp_path_factory.mktemp("smoke_3parts"))
+    (workdir / "parts.yaml").write_text("input:\n  partitions: 3\n")
+    snakemake(workdir, "--configfile", "config/smoke.yaml", "parts.yaml", "--cores", "1",
+              "results/tables/uncertainties.parquet")  # fmt: skip
+    return workdir / "results"
+
+
+@pytest.mark.slow
+def test_partitioned_run_gives_the_same_table(smoke_runs, partitioned_run):
+    results = partitioned_run
+    assert sorted(p.name for p in (results / "data" / "test").iterdir()) == [
+        "0.parquet", "1.parquet", "2.parquet"
+    ]  # fmt: skip
+    sizes = [len(pd.read_parquet(p)) for p in sorted((results / "data" / "test").iterdir())]
+    assert max(sizes) - min(sizes) <= 1  # ranks p n / 3 .. (p + 1) n / 3
+    # exact sums per partition, rounded once at the merge (systpipe.histograms): the same
+    # histograms to the bit, hence the same fits, toys and table
+    for clf in ("hgb", "lgbm", "xgb", "rf"):
+        for name in (f"{clf}.parquet", f"{clf}.pairs.parquet"):
+            one = pd.read_parquet(smoke_runs[0] / "hists" / name)
+            pd.testing.assert_frame_equal(one, pd.read_parquet(results / "hists" / name),
+                                          check_exact=True)  # fmt: skip
+    for ext in ("csv", "md", "tex"):
+        name = f"tables/uncertainties.{ext}"
+        assert (results / name).read_bytes() == (smoke_runs[0] / name).read_bytes(), name
+
+
 @pytest.mark.slow
 def test_table_rows_and_invariants(smoke_runs):
     table = pd.read_parquet(smoke_runs[0] / "tables" / "uncertainties.parquet")
@@ -134,6 +167,31 @@ def test_table_rows_and_invariants(smoke_runs):
         assert (smoke_runs[0] / "tables" / f"uncertainties.{ext}").stat().st_size > 100
 
 
+def rescore(results: Path, clf: str) -> dict[str, pd.DataFrame]:
+    """Per-event scores of the test events (every partition) and of the det variations,
+    recomputed from the model files: independent of the workflow's histograms."""
+    import json
+
+    from systpipe.augment import read_aware
+    from systpipe.models import load_model
+    from systpipe.score import predict_scores
+
+    record = results / "models" / f"{clf}.json"
+    features = json.loads(record.read_text())["features"]
+    model = load_model(next(p for p in (results / "models").glob(f"{clf}.*") if p != record))
+    aware = read_aware(record)
+    out = {}
+    for name, folder in (("nominal", "data/test"), ("det_up", "variations/det_up"),
+                         ("det_down", "variations/det_down")):  # fmt: skip
+        df = pd.concat(
+            [pd.read_parquet(p) for p in sorted((results / folder).glob("*.parquet"))],
+            ignore_index=True,
+        )
+        df["score"] = predict_scores(model, df, features=features, threads=1, aware=aware)
+        out[name] = df
+    return out
+
+
 @pytest.mark.slow
 def test_table_equals_independent_recomputation(smoke_runs):
     results = smoke_runs[0]
@@ -141,8 +199,11 @@ def test_table_equals_independent_recomputation(smoke_runs):
     if "method" in table:
         table = table[table["method"] == "shift"]
     deltas = {"lumi": (0.01, None), "sig": (0.05, 1), "bkg": (0.02, 0)}
+    scores = {}
     for row in table.itertuples():
-        nominal = pd.read_parquet(results / "scores" / row.classifier / "nominal.parquet")
+        if row.classifier not in scores:
+            scores[row.classifier] = rescore(results, row.classifier)
+        nominal = scores[row.classifier]["nominal"]
         sel = nominal["score"].to_numpy() > row.threshold
         sig = nominal["label"].to_numpy() == 1
         w = nominal["weight"].to_numpy()
@@ -165,7 +226,7 @@ def test_table_equals_independent_recomputation(smoke_runs):
             )
         det = []
         for direction in ("up", "down"):
-            var = pd.read_parquet(results / "scores" / row.classifier / f"det_{direction}.parquet")
+            var = scores[row.classifier][f"det_{direction}"]
             vsel = var["score"].to_numpy() > row.threshold
             vsig = var["label"].to_numpy() == 1
             vw = var["weight"].to_numpy()

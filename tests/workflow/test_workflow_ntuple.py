@@ -185,8 +185,8 @@ def test_ntuple_through_the_whole_workflow(tmp_path):
     assert events["jet1_pt"].isna().sum() == int((data["jet_pt_1"] == -7).sum())
     assert (events["m_ll"] > 0).all() and (events["dphi_ll"] <= np.pi).all()
 
-    test = pd.read_parquet(results / "data" / "test.parquet")
-    up = pd.read_parquet(results / "variations" / "lep_es_up.parquet").set_index("event_id")
+    test = pd.read_parquet(results / "data" / "test" / "0.parquet")
+    up = pd.read_parquet(results / "variations" / "lep_es_up" / "0.parquet").set_index("event_id")
     nom = test.set_index("event_id").loc[up.index]
     np.testing.assert_allclose(up["lep1_pt"], nom["lep1_pt"] * 1.02, rtol=1e-12)
     np.testing.assert_allclose(up["sum_pt"], up["lep1_pt"] + up["lep2_pt"], rtol=1e-12)

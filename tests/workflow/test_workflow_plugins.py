@@ -36,9 +36,8 @@ def test_plugin_extensions_flow_through_the_dry_run(tmp_path):
     env = {"PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])}
     out = snakemake(workdir, *args, env=env).stdout
     assert "results/models/nb.gnbjson" in out  # the plugin library's own model format
-    assert "results/variations/tt_up.parquet" in out  # the plugin kind's variations
-    assert "results/scores/nb/tt_up.parquet" not in out  # a rate kind: no re-scoring
-    assert "results/scores/nb/det_up.parquet" in out
+    assert "results/variations/tt_up/0.parquet" in out  # the plugin kind's variations
+    assert "results/hists/nb/0.parquet" in out  # scored and histogrammed per partition
     assert "results/fit/nb/toys/frequentist_0.parquet" in out
     # without the plugin installed the same config is refused before any job, naming the key
     proc = snakemake(workdir, *args, check=False)

@@ -6,6 +6,8 @@ if config["input"]["source"] == "simulate":
             events="results/data/events.parquet",
         log:
             "results/logs/simulate.log",
+        benchmark:
+            "results/benchmarks/simulate.tsv"
         conda:
             ENV
         threads: 1
@@ -26,6 +28,8 @@ else:
             events="results/data/events.parquet",
         log:
             "results/logs/ingest.log",
+        benchmark:
+            "results/benchmarks/ingest.tsv"
         conda:
             ENV
         threads: 1
@@ -47,6 +51,8 @@ rule split:
         sample="results/data/test_sample.parquet",
     log:
         "results/logs/split.log",
+    benchmark:
+        "results/benchmarks/split.tsv"
     conda:
         ENV
     threads: 1

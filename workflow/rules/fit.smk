@@ -8,6 +8,8 @@ rule workspace:
         binning="results/fit/{clf}/binning.json",
     log:
         "results/logs/fit/{clf}/workspace.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/workspace.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -81,6 +83,8 @@ rule fit:
         ],
     log:
         "results/logs/fit/{clf}/fit.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/fit.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -101,6 +105,8 @@ rule chi2:
         chi2="results/fit/{clf}/chi2.json",
     log:
         "results/logs/fit/{clf}/chi2.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/chi2.tsv"
     conda:
         ENV
     threads: 1
@@ -119,6 +125,8 @@ rule methods:
         methods="results/fit/{clf}/methods.parquet",
     log:
         "results/logs/fit/{clf}/methods.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/methods.tsv"
     conda:
         ENV
     threads: 1

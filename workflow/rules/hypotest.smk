@@ -9,6 +9,8 @@ rule hypotest:
         counts="results/fit/{clf}/hypotest/{chunk}.parquet",
     log:
         "results/logs/fit/{clf}/hypotest_{chunk}.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/hypotest_{chunk}.tsv"
     conda:
         ENV
     threads: 1
@@ -39,6 +41,8 @@ rule hypotest_summary:
         tex="results/fit/{clf}/hypotest.tex",
     log:
         "results/logs/fit/{clf}/hypotest_summary.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/hypotest_summary.tsv"
     conda:
         ENV
     threads: 1

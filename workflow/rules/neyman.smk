@@ -14,6 +14,8 @@ rule neyman:
         interval__profile_optimum="results/fit/{clf}/neyman/profile_optimum.json",
     log:
         "results/logs/fit/{clf}/neyman.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/neyman.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:

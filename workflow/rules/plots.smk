@@ -43,6 +43,8 @@ rule plots_summary:
         ),
     log:
         "results/logs/plots/summary.log",
+    benchmark:
+        "results/benchmarks/plots/summary.tsv"
     conda:
         ENV
     threads: 1
@@ -148,6 +150,8 @@ rule plots_classifier:
         ),
     log:
         "results/logs/plots/{clf}.log",
+    benchmark:
+        "results/benchmarks/plots/{clf}.tsv"
     conda:
         ENV
     threads: 1
@@ -183,6 +187,8 @@ rule studies:
         ],
     log:
         "results/logs/studies.log",
+    benchmark:
+        "results/benchmarks/studies.tsv"
     conda:
         ENV
     threads: 1

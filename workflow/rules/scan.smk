@@ -6,6 +6,8 @@ rule scan:
         scan="results/scans/{clf}.parquet",
     log:
         "results/logs/scan/{clf}.log",
+    benchmark:
+        "results/benchmarks/scan/{clf}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:

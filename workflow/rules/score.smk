@@ -14,6 +14,8 @@ rule score:
         pairs="results/hists/{clf}/{part}.pairs.parquet",
     log:
         "results/logs/score/{clf}/{part}.log",
+    benchmark:
+        "results/benchmarks/score/{clf}/{part}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -37,6 +39,8 @@ rule merge_histograms:
         pair_sums="results/hists/{clf}.pairs.parquet",
     log:
         "results/logs/merge_histograms/{clf}.log",
+    benchmark:
+        "results/benchmarks/merge_histograms/{clf}.tsv"
     priority: 1
     conda:
         ENV
@@ -58,6 +62,8 @@ rule score_data:
         scores="results/scores/{clf}/data.parquet",
     log:
         "results/logs/score/{clf}/data.log",
+    benchmark:
+        "results/benchmarks/score/{clf}/data.tsv"
     conda:
         ENV
     threads: config["training"]["threads"]

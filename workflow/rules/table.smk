@@ -25,6 +25,8 @@ rule table:
         classifiers_tex="results/tables/classifiers.tex",
     log:
         "results/logs/table.log",
+    benchmark:
+        "results/benchmarks/table.tsv"
     conda:
         ENV
     threads: 1
@@ -43,6 +45,8 @@ rule diagnostics:
         diagnostics="results/diagnostics.json",
     log:
         "results/logs/diagnostics.log",
+    benchmark:
+        "results/benchmarks/diagnostics.tsv"
     conda:
         ENV
     threads: 1
@@ -89,6 +93,8 @@ rule report_pages:
         macros="results/tables/macros.tex",
     log:
         "results/logs/report_pages.log",
+    benchmark:
+        "results/benchmarks/report_pages.tsv"
     conda:
         ENV
     threads: 1
@@ -107,6 +113,8 @@ rule hepdata:
         submission="results/hepdata/submission.tar.gz",
     log:
         "results/logs/hepdata.log",
+    benchmark:
+        "results/benchmarks/hepdata.tsv"
     conda:
         ENV
     threads: 1
@@ -123,6 +131,8 @@ rule provenance:
         provenance="results/provenance.json",
     log:
         "results/logs/provenance.log",
+    benchmark:
+        "results/benchmarks/provenance.tsv"
     conda:
         ENV
     threads: 1

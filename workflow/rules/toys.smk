@@ -7,6 +7,8 @@ rule toys:
         toys="results/fit/{clf}/toys/{mode}_{chunk}.parquet",
     log:
         "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/toys_{mode}_{chunk}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -52,6 +54,8 @@ rule toys_summary:
         tex="results/fit/{clf}/coverage.tex",
     log:
         "results/logs/fit/{clf}/toys_summary.log",
+    benchmark:
+        "results/benchmarks/fit/{clf}/toys_summary.tsv"
     conda:
         ENV
     threads: 1

@@ -34,6 +34,8 @@ for _clf in config["classifiers"]:
             info=f"results/models/{_clf['name']}.json",
         log:
             f"results/logs/train/{_clf['name']}.log",
+        benchmark:
+            f"results/benchmarks/train/{_clf['name']}.tsv"
         # every model first: a late classifier's chain (score, fit, neyman, toys) would run
         # alone on one core at the end (measured: train_rf started at 3 of 6.4 minutes)
         priority: 2

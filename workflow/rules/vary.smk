@@ -7,6 +7,8 @@ rule vary:
         events="results/variations/{variation}/{part}.parquet",
     log:
         "results/logs/vary/{variation}/{part}.log",
+    benchmark:
+        "results/benchmarks/vary/{variation}/{part}.tsv"
     priority: 2
     conda:
         ENV

@@ -1,18 +1,28 @@
 """Driver of the built-in simulation: chunked, seeded generation of the selected e-mu
-event table with its weights (docs/simulation.md)."""
+event table with its weights (docs/simulation.md).
+
+One generator of chunks (``_Generation``) serves two entry points: ``simulate_with_stats``
+gathers the chunks into one frame (tests, studies, small samples) and ``simulate_to_parquet``
+writes each chunk as it is made, so the workflow's memory is one chunk whatever the sample size.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
+import os
+import tempfile
 import time
-from collections.abc import Callable, Mapping
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple, Required, TypedDict, TypeVar, Unpack
 
 import numpy as np
 import pandas as pd
 
+from .. import io
 from ..errors import ConfigError
 from ..features import recompute_derived
 from .detector import Detector, Selection, reconstruct
@@ -95,6 +105,11 @@ COLUMNS: tuple[str, ...] = (
 TRUTH_COLUMNS: tuple[str, ...] = ("lep1_pt_true", "lep2_pt_true", "met_true")
 
 EVENT_ID_STRIDE = 10**12
+#: Rows per batch when ``simulate_to_parquet`` copies its unweighted file into the output:
+#: a batch in flight is held about three times (Arrow's decoded batch, pandas, Arrow again),
+#: so batches smaller than a chunk keep the copy below the generation's own peak (1M events in
+#: chunks of 200,000: 350 MiB peak RSS instead of 513 MiB with chunk-sized batches).
+_COPY_BATCH_ROWS = 65_536
 
 
 class SimulationResult(NamedTuple):
@@ -104,6 +119,48 @@ class SimulationResult(NamedTuple):
     n_generated: dict[str, int]
     efficiency: dict[str, float]
     cross_sections_pb: dict[str, float]
+
+
+class SimulationStats(NamedTuple):
+    """The bookkeeping of a simulation written straight to a file (:func:`simulate_to_parquet`):
+    ``SimulationResult`` without the events, plus their number."""
+
+    n_events: int
+    n_generated: dict[str, int]
+    efficiency: dict[str, float]
+    cross_sections_pb: dict[str, float]
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """What the simulate step logs and stores as provenance: the three dictionaries."""
+        return {
+            "n_generated": dict(self.n_generated),
+            "efficiency": dict(self.efficiency),
+            "cross_sections_pb": dict(self.cross_sections_pb),
+        }
+
+
+class SimulationOptions(TypedDict, total=False):
+    """The keywords of :func:`simulate_with_stats` (its signature holds the defaults), typed for
+    :func:`simulate_to_parquet`, which takes the same ones."""
+
+    n_selected: Required[Mapping[str, int]]
+    seed: Required[int]
+    luminosity_fb: float
+    chunk_size: int
+    cross_sections_pb: Mapping[str, float] | None
+    detector: Detector | None
+    selection: Selection | None
+    lepton_pt_resolution: float | None
+    jet_pt_resolution: float | None
+    soft_met_resolution_gev: float | None
+    lepton_pt_min_leading: float | None
+    lepton_pt_min_subleading: float | None
+    lepton_abs_eta_max: float | None
+    jet_pt_min: float | None
+    jet_abs_eta_max: float | None
+    keep_truth: bool
+    progress: Callable[[str, int, int], None] | None
+    max_empty_chunks: int
 
 
 def _chunk_rng(seed: int, code: int, chunk: int) -> np.random.Generator:
@@ -191,89 +248,185 @@ def simulate_with_stats(
         ConfigError: unknown process, negative count, non-positive luminosity/cross section,
             or a selection that keeps nothing in ``max_empty_chunks`` chunks.
     """
-    det = _with_overrides(
-        detector or Detector(),
-        lepton_pt_resolution=lepton_pt_resolution,
-        jet_pt_resolution=jet_pt_resolution,
-        soft_met_resolution_gev=soft_met_resolution_gev,
-    )
-    sel = _with_overrides(
-        selection or Selection(),
-        lepton_pt_min_leading=lepton_pt_min_leading,
-        lepton_pt_min_subleading=lepton_pt_min_subleading,
-        lepton_abs_eta_max=lepton_abs_eta_max,
-        jet_pt_min=jet_pt_min,
-        jet_abs_eta_max=jet_abs_eta_max,
-    )
-    numbers = {
-        **{f"detector.{k}": v for k, v in dataclasses.asdict(det).items()},
-        **{f"selection.{k}": v for k, v in dataclasses.asdict(sel).items()},
-    }
-    _check_inputs(n_selected, cross_sections_pb, luminosity_fb, chunk_size, numbers, seed)
-    xs = {**CROSS_SECTIONS_PB, **dict(cross_sections_pb or {})}
-    order = list(COLUMNS) + (list(TRUTH_COLUMNS) if keep_truth else [])
-    frames: list[pd.DataFrame] = []  # one per chunk: derived features computed chunk by chunk
-    n_generated: dict[str, int] = {}
-    for name, proc in PROCESSES.items():  # fixed order: independent of the mapping's order
-        target = int(n_selected.get(name, 0))
-        if target == 0:
-            continue
-        started = time.perf_counter()
-        first = len(frames)
-        have, chunk, last_index = 0, 0, -1
-        while have < target:
-            rng = _chunk_rng(seed, proc.code, chunk)
-            idx, cols = reconstruct(rng, proc.generate(rng, chunk_size), det, sel)
-            take = min(idx.size, target - have)
-            if take:
-                gen_index = chunk * chunk_size + idx[:take].astype(np.int64)
-                last_index = int(gen_index[-1])
-                frame = pd.DataFrame(
-                    {
-                        "event_id": proc.code * EVENT_ID_STRIDE + gen_index,
-                        "process": np.full(take, name, dtype=object),
-                        "label": np.full(take, proc.label, dtype=np.int8),
-                        "weight": np.zeros(take),
-                        **{c: v[:take] for c, v in cols.items()},
-                    }
-                )
-                frames.append(recompute_derived(frame)[order])
-            have += take
-            chunk += 1
-            log.info(
-                "%s: chunk %d, %d/%d selected (efficiency %.4f)",
-                name,
-                chunk,
-                have,
-                target,
-                idx.size / chunk_size,
-            )
-            if progress is not None:
-                progress(name, have, target)
-            if have == 0 and chunk >= max_empty_chunks:
-                raise ConfigError(
-                    f"simulate.selection keeps no {name} event in {chunk * chunk_size} generated; "
-                    "check the lepton pT/eta cuts"
-                )
-        n_gen = last_index + 1
-        n_generated[name] = n_gen
-        weight = xs[name] * 1000.0 * luminosity_fb / n_gen  # pb x fb^-1 -> events
-        for frame in frames[first:]:
-            frame["weight"] = weight
-        log.info(
-            "%s: %d selected of %d generated (efficiency %.4f) in %.2f s",
-            name,
-            target,
-            n_gen,
-            target / n_gen,
-            time.perf_counter() - started,
-        )
-    if frames:
-        events = pd.concat(frames, ignore_index=True)
+    run = _Generation(locals())  # the keywords above with their defaults, validated
+    chunks = list(run.chunks())
+    for name, frame in chunks:
+        frame["weight"] = run.weights[name]
+    if chunks:
+        events = pd.concat([frame for _, frame in chunks], ignore_index=True)
     else:
-        events = pd.DataFrame({c: pd.Series(dtype=_empty_dtype(c)) for c in order})  # type: ignore[call-overload]
-    efficiency = {p: n_selected[p] / n for p, n in n_generated.items()}
-    return SimulationResult(events, n_generated, efficiency, {p: xs[p] for p in n_generated})
+        events = run.empty_frame()
+    stats = run.stats()
+    return SimulationResult(events, stats.n_generated, stats.efficiency, stats.cross_sections_pb)
+
+
+def simulate_to_parquet(
+    path: str | os.PathLike[str],
+    *,
+    provenance: Callable[[SimulationStats], Mapping[str, Any]] | None = None,
+    **options: Unpack[SimulationOptions],
+) -> SimulationStats:
+    """Simulate like :func:`simulate_with_stats` (same keywords) into the Parquet file ``path``.
+
+    ``path`` holds the table ``io.write_table(simulate_with_stats(**options).events, path,
+    prov)`` would write (the same rows in the same order, columns, dtypes and values), with
+    ``prov = provenance(stats)`` (default ``stats.summary()``), but memory stays at one chunk
+    of ``chunk_size`` events instead of growing with the table (230 bytes an event).
+
+    A process's weight needs its ``n_generated``, known only after its last chunk, so there are
+    two passes: the chunks go out with weight 0 to a private file next to ``path``, which is
+    then copied in batches of at most a chunk into ``path`` with the weights filled in. The
+    disk holds about two tables meanwhile; the private file is deleted also on error, and
+    ``path`` appears only when complete (atomic rename).
+
+    Raises:
+        ConfigError: as :func:`simulate_with_stats`, before any file is made for bad keywords.
+        TypeError: an unknown keyword, as in a call of :func:`simulate_with_stats`.
+    """
+    bound = inspect.signature(simulate_with_stats).bind(**options)
+    bound.apply_defaults()
+    run = _Generation(bound.arguments)
+    path = Path(path)
+    describe = provenance or SimulationStats.summary
+    if run.n_events == 0:  # nothing to generate: the empty contract table, as a frame would be
+        stats = run.stats()
+        io.write_table(run.empty_frame(), path, describe(stats))
+        return stats
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, unweighted = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".unweighted.tmp", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        with io.TableWriter(unweighted) as first_pass:
+            for _, frame in run.chunks():
+                first_pass.write(frame)
+        stats = run.stats()
+        with io.TableWriter(path, describe(stats)) as out:
+            for batch in io.iter_batches(
+                unweighted, batch_size=min(run.chunk_size, _COPY_BATCH_ROWS)
+            ):
+                batch["weight"] = batch["process"].map(run.weights)  # a batch may span processes
+                out.write(batch)
+    finally:
+        Path(unweighted).unlink(missing_ok=True)
+    return stats
+
+
+class _Generation:
+    """One simulation request, validated: :meth:`chunks` makes its event table chunk by chunk,
+    after which :attr:`weights` and :meth:`stats` hold its normalisation."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        o = options
+        self.det = _with_overrides(
+            o["detector"] or Detector(),
+            lepton_pt_resolution=o["lepton_pt_resolution"],
+            jet_pt_resolution=o["jet_pt_resolution"],
+            soft_met_resolution_gev=o["soft_met_resolution_gev"],
+        )
+        self.sel = _with_overrides(
+            o["selection"] or Selection(),
+            lepton_pt_min_leading=o["lepton_pt_min_leading"],
+            lepton_pt_min_subleading=o["lepton_pt_min_subleading"],
+            lepton_abs_eta_max=o["lepton_abs_eta_max"],
+            jet_pt_min=o["jet_pt_min"],
+            jet_abs_eta_max=o["jet_abs_eta_max"],
+        )
+        numbers = {
+            **{f"detector.{k}": v for k, v in dataclasses.asdict(self.det).items()},
+            **{f"selection.{k}": v for k, v in dataclasses.asdict(self.sel).items()},
+        }
+        self.n_selected: Mapping[str, int] = o["n_selected"]
+        self.seed: int = o["seed"]
+        self.luminosity_fb: float = o["luminosity_fb"]
+        self.chunk_size: int = o["chunk_size"]
+        _check_inputs(
+            self.n_selected,
+            o["cross_sections_pb"],
+            self.luminosity_fb,
+            self.chunk_size,
+            numbers,
+            self.seed,
+        )
+        self.xs = {**CROSS_SECTIONS_PB, **dict(o["cross_sections_pb"] or {})}
+        self.order = list(COLUMNS) + (list(TRUTH_COLUMNS) if o["keep_truth"] else [])
+        self.progress: Callable[[str, int, int], None] | None = o["progress"]
+        self.max_empty_chunks: int = o["max_empty_chunks"]
+        self.n_events = sum(int(self.n_selected.get(name, 0)) for name in PROCESSES)
+        self.n_generated: dict[str, int] = {}
+        #: the constant weight of each process, set when its last chunk has been made
+        self.weights: dict[str, float] = {}
+
+    def chunks(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """``(process, frame)`` per chunk that selects events, in the table's order, with
+        weight 0 (the weight needs ``n_generated``, known after the process's last chunk)."""
+        for name, proc in PROCESSES.items():  # fixed order: independent of the mapping's order
+            target = int(self.n_selected.get(name, 0))
+            if target == 0:
+                continue
+            started = time.perf_counter()
+            have, chunk, last_index = 0, 0, -1
+            while have < target:
+                rng = _chunk_rng(self.seed, proc.code, chunk)
+                truth = proc.generate(rng, self.chunk_size)
+                idx, cols = reconstruct(rng, truth, self.det, self.sel)
+                passed = idx.size
+                take = min(passed, target - have)
+                if take:
+                    gen_index = chunk * self.chunk_size + idx[:take].astype(np.int64)
+                    last_index = int(gen_index[-1])
+                    frame = pd.DataFrame(
+                        {
+                            "event_id": proc.code * EVENT_ID_STRIDE + gen_index,
+                            "process": np.full(take, name, dtype=object),
+                            "label": np.full(take, proc.label, dtype=np.int8),
+                            "weight": np.zeros(take),
+                            **{c: v[:take] for c, v in cols.items()},
+                        }
+                    )
+                    frame = recompute_derived(frame)[self.order]
+                    del truth, idx, cols  # free the generated chunk while the consumer works
+                    yield name, frame
+                have += take
+                chunk += 1
+                log.info(
+                    "%s: chunk %d, %d/%d selected (efficiency %.4f)",
+                    name,
+                    chunk,
+                    have,
+                    target,
+                    passed / self.chunk_size,
+                )
+                if self.progress is not None:
+                    self.progress(name, have, target)
+                if have == 0 and chunk >= self.max_empty_chunks:
+                    raise ConfigError(
+                        f"simulate.selection keeps no {name} event in {chunk * self.chunk_size} "
+                        "generated; check the lepton pT/eta cuts"
+                    )
+            n_gen = last_index + 1
+            self.n_generated[name] = n_gen
+            self.weights[name] = self.xs[name] * 1000.0 * self.luminosity_fb / n_gen  # pb fb^-1
+            log.info(
+                "%s: %d selected of %d generated (efficiency %.4f) in %.2f s",
+                name,
+                target,
+                n_gen,
+                target / n_gen,
+                time.perf_counter() - started,
+            )
+
+    def stats(self) -> SimulationStats:
+        """The bookkeeping of the processes made so far (all of them once :meth:`chunks` ends)."""
+        efficiency = {p: self.n_selected[p] / n for p, n in self.n_generated.items()}
+        xs = {p: self.xs[p] for p in self.n_generated}
+        n_events = sum(int(self.n_selected[p]) for p in self.n_generated)
+        return SimulationStats(n_events, dict(self.n_generated), efficiency, xs)
+
+    def empty_frame(self) -> pd.DataFrame:
+        """The table with no event: the contract's columns and dtypes."""
+        return pd.DataFrame({c: pd.Series(dtype=_empty_dtype(c)) for c in self.order})  # type: ignore[call-overload]
 
 
 def _empty_dtype(column: str) -> object:

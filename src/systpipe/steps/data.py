@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
     help="generate the built-in H->WW sample (out: events)",
 )
 def simulate(ctx: StepContext, *, events: str | Path) -> None:
-    """Generate the built-in H->WW sample (docs/simulation.md) into ``events``."""
-    from ..simulate import simulate_with_stats
+    """Generate the built-in H->WW sample (docs/simulation.md) into ``events``, written chunk
+    by chunk: memory is one ``simulate.chunk_size`` chunk however many events are asked for."""
+    from ..simulate.driver import simulate_to_parquet
 
     sim = ctx.settings["simulate"]
     started = time.perf_counter()
-    result = simulate_with_stats(
+    stats = simulate_to_parquet(
+        events,
+        provenance=lambda stats: ctx.provenance(**stats.summary()),
         n_selected=sim["n_selected"],
         seed=derive_seed(ctx.seed, "simulate"),
         luminosity_fb=sim["luminosity_fb"],
@@ -36,15 +39,10 @@ def simulate(ctx: StepContext, *, events: str | Path) -> None:
         **sim["detector"],
         **sim["selection"],
     )
-    df = result.events
-    log.info("simulated %d selected events in %.1f s", len(df), time.perf_counter() - started)
-    stats = {
-        "n_generated": dict(result.n_generated),
-        "efficiency": dict(result.efficiency),
-        "cross_sections_pb": dict(result.cross_sections_pb),
-    }
-    log.info("generation summary: %s", stats)
-    io.write_table(df, events, ctx.provenance(**stats))
+    log.info(
+        "simulated %d selected events in %.1f s", stats.n_events, time.perf_counter() - started
+    )
+    log.info("generation summary: %s", stats.summary())
 
 
 def files_kwargs(files: Mapping[str, Any], systematics: Any) -> dict[str, Any]:
@@ -74,19 +72,29 @@ def ingest(ctx: StepContext, *, events: str | Path) -> None:
     "split",
     uses=("split", "files"),
     seeded=True,
-    help="train/test split (in: events; out: train, test)",
+    help="train/test split into test partitions (in: events; out: train, tests, sample)",
 )
-def split(ctx: StepContext, *, events: str | Path, train: str | Path, test: str | Path) -> None:
-    """Stratified, seeded train/test split with weights rescaled to the full luminosity."""
-    from ..split import predefined_rescale, split_events
+def split(
+    ctx: StepContext,
+    *,
+    events: str | Path,
+    train: str | Path,
+    tests: Sequence[str | Path] | str | Path,
+    sample: str | Path,
+) -> None:
+    """Stratified, seeded train/test split with weights rescaled to the full luminosity,
+    streamed into the training file, the test partitions (``tests``, in partition order) and
+    a bounded test sample (docs/scaling.md)."""
+    from ..partitions import split_into_partitions
+    from ..split import predefined_rescale
 
-    df = io.read_table(events, required=("event_id", "label", "process", "weight"))
-    tr, te = split_events(
-        df,
+    split_into_partitions(
+        events,
+        train=train,
+        tests=[tests] if isinstance(tests, str | Path) else list(tests),
+        sample=sample,
         test_fraction=ctx.settings["split"]["test_fraction"],
         seed=derive_seed(ctx.seed, "split"),
         rescale=predefined_rescale(ctx.settings["files"]),
+        provenance=ctx.provenance(),
     )
-    log.info("split: %d train, %d test events", len(tr), len(te))
-    io.write_table(tr, train, ctx.provenance(part="train"))
-    io.write_table(te, test, ctx.provenance(part="test"))

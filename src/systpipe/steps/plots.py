@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..systematics import feature_variations
-from ..table import working_points
 from ..partitions import read_sample
 from ..provenance import derive_seed
+from ..systematics import feature_variations
+from ..table import working_points
 from ._frames import load_histograms, stem
 from ._registry import StepContext, step
 
@@ -154,11 +154,14 @@ def plots_classifier(
     })  # fmt: skip
     pvalues = plot_overtraining(
         train_scores,
-        pd.DataFrame({
-            "label": test_df["label"].to_numpy(),
-            "score": predict_scores(fitted, test_df, features=features,
-                                    threads=ctx.threads, aware=read_aware(info)),
-        }),  # fmt: skip
+        pd.DataFrame(
+            {
+                "label": test_df["label"].to_numpy(),
+                "score": predict_scores(
+                    fitted, test_df, features=features, threads=ctx.threads, aware=read_aware(info)
+                ),
+            }
+        ),  # fmt: skip
         stem(overtraining_png),
         classifier=clf,
         labels=labels,

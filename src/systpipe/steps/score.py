@@ -33,7 +33,11 @@ def fine_grid_of(settings: Mapping[str, Any]) -> np.ndarray:
     fit = settings["fit"]
     parts = [grid(settings["scan"]["thresholds"]), grid(fit["optimise"]["thresholds"])]
     if fit["binning"] == "fixed":
-        parts.append(default_bin_edges(fit["n_bins"], fit["score_min"], fit["score_max"]))
+        parts.append(
+            default_bin_edges(
+                n_bins=fit["n_bins"], score_min=fit["score_min"], score_max=fit["score_max"]
+            )
+        )
     return fine_grid(parts)
 
 
@@ -115,8 +119,16 @@ def merge_histograms(
     hist: str | Path,
     pair_sums: str | Path,
 ) -> None:
-    """Add the partitions' histograms in partition order (:func:`systpipe.histograms.sum_partitions`)."""
-    from ..histograms import GRID_KEY, MARGINAL_COLUMNS, PAIR_COLUMNS, grid_of, sum_partitions
+    """Add the partitions' exact histogram terms and round each sum once
+    (:func:`systpipe.histograms.sum_partitions`): the same bits for any partitioning."""
+    from ..histograms import (
+        GRID_KEY,
+        MARGINAL_KEYS,
+        PAIR_KEYS,
+        TERM_COLUMNS,
+        grid_of,
+        sum_partitions,
+    )
 
     hist_paths = [hists] if isinstance(hists, str | Path) else list(hists)
     pair_paths = [pairs] if isinstance(pairs, str | Path) else list(pairs)
@@ -125,8 +137,8 @@ def merge_histograms(
         if not np.array_equal(grid_of(path), grid):
             raise DataContractError(f"{path}: its fine grid differs from {hist_paths[0]}'s")
     marginals, pair_table = sum_partitions(
-        [io.read_table(p, required=MARGINAL_COLUMNS) for p in hist_paths],
-        [io.read_table(p, required=PAIR_COLUMNS) for p in pair_paths],
+        [io.read_table(p, required=(*MARGINAL_KEYS, *TERM_COLUMNS)) for p in hist_paths],
+        [io.read_table(p, required=(*PAIR_KEYS, *TERM_COLUMNS)) for p in pair_paths],
     )
     nominal = marginals[marginals["variation"] == "nominal"]
     log.info(

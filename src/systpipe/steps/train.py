@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from .. import io
 from ..errors import ModelError
-from ..provenance import derive_seed
 from ..partitions import read_sample
+from ..provenance import derive_seed
 from ._registry import StepContext, step
 
 if TYPE_CHECKING:

@@ -35,8 +35,13 @@ def _events(n: int = 6000, seed: int = 1) -> dict[str, pd.DataFrame]:
     score = np.clip(rng.beta(2 + 3 * label, 3 - label), 0, 1)
     weight = rng.uniform(0.5, 1.5, n) * np.where(label == 1, 0.05, 1.0)
     nominal = pd.DataFrame(
-        {"event_id": np.arange(n) * 3 + 7, "process": process, "label": label,
-         "weight": weight, "score": score}  # fmt: skip
+        {
+            "event_id": np.arange(n) * 3 + 7,
+            "process": process,
+            "label": label,
+            "weight": weight,
+            "score": score,
+        }  # fmt: skip
     )
     frames = {"nominal": nominal}
     frames["lumi_up"] = nominal.assign(weight=weight * 1.02)
@@ -74,7 +79,12 @@ def test_grid_bins_and_representatives():
     assert grid.size == 1001 and grid[0] == 0.0 and grid[-1] == 1.0
     # right-closed: a score on a grid point belongs to the bin that ends there
     assert fine_bin(np.array([0.0, 0.0005, 0.001, 0.0010001, 1.0, 1.5]), grid).tolist() == [
-        0, 1, 1, 2, 1000, 1001
+        0,
+        1,
+        1,
+        2,
+        1000,
+        1001,
     ]
     assert representative(np.array([0, 1, 1000, 1001]), grid).tolist() == [0.0, 0.001, 1.0, np.inf]
     assert snap([0.1234, 0.12351, 0.9999], grid).tolist() == [0.123, 0.124, 1.0]
@@ -104,9 +114,11 @@ def test_binned_templates_equal_per_event_templates_with_shift_errors(group_by):
     assert binned.samples == per_event.samples
     np.testing.assert_allclose(binned.nominal, per_event.nominal, rtol=1e-13)
     np.testing.assert_allclose(binned.sumw2, per_event.sumw2, rtol=1e-13)
-    assert sorted(binned.shift_sumw2) == sorted(per_event.shift_sumw2) == [
-        "det_down", "det_up", "lumi_down", "lumi_up"
-    ]
+    assert (
+        sorted(binned.shift_sumw2)
+        == sorted(per_event.shift_sumw2)
+        == ["det_down", "det_up", "lumi_down", "lumi_up"]
+    )
     for name in per_event.variations:
         np.testing.assert_allclose(binned.variations[name], per_event.variations[name], rtol=1e-13)
         np.testing.assert_allclose(
@@ -127,15 +139,11 @@ def test_any_partitioning_gives_the_same_histograms(n_parts):
     assert sorted(one) == sorted(many) and sorted(one.pairs) == sorted(many.pairs)
     for name in one:
         a, b = one[name], many[name]
-        pd.testing.assert_frame_equal(a[["process", "label", "bin", "n_raw"]],
-                                      b[["process", "label", "bin", "n_raw"]])  # fmt: skip
-        # float sums in another order: equal to rounding (the documented tolerance)
-        np.testing.assert_allclose(b[["weight", "sumw2"]], a[["weight", "sumw2"]], rtol=1e-13)
+        # exact sums rounded once: the same bits, not merely close
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
     for name in one.pairs:
-        a, b = one.pairs[name], many.pairs[name]
-        np.testing.assert_array_equal(a[["bin_nom", "bin_var"]], b[["bin_nom", "bin_var"]])
-        np.testing.assert_allclose(b[["a2", "b2", "d2"]], a[["a2", "b2", "d2"]], rtol=1e-13)
-    pd.testing.assert_frame_equal(_scan(one), _scan(many), rtol=1e-12, atol=1e-14)
+        pd.testing.assert_frame_equal(one.pairs[name], many.pairs[name], check_exact=True)
+    pd.testing.assert_frame_equal(_scan(one), _scan(many), check_exact=True)
 
 
 def test_histograms_refuse_nan_scores_and_missing_nominal():
@@ -145,3 +153,26 @@ def test_histograms_refuse_nan_scores_and_missing_nominal():
         histogram_partition(bad, fine_grid())
     with pytest.raises(DataContractError, match="nominal"):
         histogram_partition({"det_up": frames["det_up"]}, fine_grid())
+
+
+def test_exact_sums_are_correctly_rounded_and_independent_of_grouping():
+    import math
+
+    from systpipe import exact_sum
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=5000) * 10.0 ** rng.integers(-8, 8, 5000)
+    group = rng.integers(0, 13, 5000)
+    whole = exact_sum.totals(*exact_sum.terms(group, values), 13)
+    expected = [math.fsum(values[group == g]) for g in range(13)]
+    assert whole.tolist() == expected  # fsum: the correctly rounded sum
+    # the terms of any split of the values add to the same bits
+    parts = [exact_sum.terms(group[s], values[s]) for s in np.array_split(np.arange(5000), 7)]
+    joined = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+    assert exact_sum.totals(*joined, 13).tolist() == expected
+    # and a plain float sum of the same split does not, for this data
+    assert any(
+        sum(values[s][group[s] == g].sum() for s in np.array_split(np.arange(5000), 7))
+        != expected[g]
+        for g in range(13)
+    )
