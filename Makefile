@@ -37,6 +37,12 @@ test: $(STAMP)
 test-slurm: $(STAMP)
 	tests/slurm/run.sh
 
+# The default config in 1 and 4 partitions gives the same table to the byte (docs/scaling.md;
+# about 6 min on 2 cores, run by .ci/run).
+.PHONY: test-partitions
+test-partitions: $(STAMP)
+	SYSTPIPE_TEST_DEFAULT_PARTITIONS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/workflow/test_default_partitions.py
+
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow"
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import io
 from .errors import ConfigError, DataContractError
-from .split import PART, split_events
+from .split import PART, SplitPlan, check_split_settings, plan_split
 
 log = logging.getLogger(__name__)
 
@@ -142,23 +142,12 @@ def split_into_partitions(
     Returns:
         A summary: events per output and the partitions' id ranges.
     """
-    import pyarrow.parquet as pq
-
     from .train import subsample_indices
 
-    narrow_columns = ["event_id", "process", "label", "weight"]
-    if not Path(events).is_file():
-        raise DataContractError(f"{events}: file not found")
-    has_part = PART in pq.ParquetFile(events).schema_arrow.names
-    narrow = io.read_table(
-        events, columns=narrow_columns + ([PART] if has_part else []), required=narrow_columns
-    )
-    tr, te = split_events(narrow, test_fraction=test_fraction, seed=seed, rescale=rescale)
-    del narrow
-    tr_ids, tr_w = tr["event_id"].to_numpy(np.int64), tr["weight"].to_numpy(np.float64)
-    te_ids, te_w = te["event_id"].to_numpy(np.int64), te["weight"].to_numpy(np.float64)
-    te_label = te["label"].to_numpy()
-    del tr, te
+    check_split_settings(test_fraction, seed)
+    plan = _plan(events, test_fraction=test_fraction, seed=seed, rescale=rescale)
+    te_ids = plan.event_id[plan.in_test]
+    te_label = plan_labels(events, plan)[plan.in_test]
     n_parts = len(tests)
     bounds = boundaries(te_ids, n_parts)
     edges: list[int | None] = [None, *(int(b) for b in bounds), None]
@@ -188,13 +177,14 @@ def split_into_partitions(
             )
             for p, path in enumerate(tests)
         ]
+        codes = {name: code for code, name in enumerate(plan.names)}
         for chunk in io.iter_batches(events, batch_size=CHUNK_ROWS):
-            if has_part:
-                chunk = chunk.drop(columns=PART)
+            chunk = chunk.drop(columns=[PART], errors="ignore")
             ids = chunk["event_id"].to_numpy(np.int64)
-            in_test, at_test = _lookup(te_ids, ids)
-            in_train, at_train = _lookup(tr_ids, ids)
-            weight = np.where(in_test, te_w[at_test], tr_w[at_train])
+            in_test, _ = _lookup(te_ids, ids)
+            in_train = ~in_test
+            process = chunk["process"].astype(str).map(codes).to_numpy(np.intp)
+            weight = chunk["weight"].to_numpy(np.float64) * plan.factor(process, in_test)
             chunk = chunk.assign(weight=weight)
             if in_train.any():
                 w_train.write(chunk[in_train])
@@ -217,6 +207,53 @@ def split_into_partitions(
         n_sample,
     )
     return {"train": n_train, "tests": n_tests, "sample": n_sample, "id_ranges": ranges}
+
+
+def _plan(
+    events: str | os.PathLike[str], *, test_fraction: float, seed: int, rescale: bool
+) -> SplitPlan:
+    """The split of an event file from its event_id, process and (predefined) split_part
+    columns only, in event_id order (:func:`systpipe.split.plan_split`)."""
+    import pyarrow.parquet as pq
+
+    path = Path(events)
+    if not path.is_file():
+        raise DataContractError(f"{path}: file not found")
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [c for c in ("event_id", "process", "label", "weight") if c not in names]
+    if missing:
+        raise DataContractError(
+            f"split: event table lacks column(s) {missing}; columns present: {names}"
+        )
+    columns = ["event_id", "process"] + ([PART] if PART in names else [])
+    # the process names dictionary-encoded: 2 bytes per event instead of a string pointer
+    table = pq.read_table(path, columns=columns, read_dictionary=["process"]).unify_dictionaries()
+    if table["process"].null_count:
+        raise DataContractError(f"split: {table['process'].null_count} event(s) have no process")
+    process = table["process"].combine_chunks()
+    event_id = table["event_id"].to_numpy().astype(np.int64)
+    codes = np.asarray(process.indices.to_numpy(zero_copy_only=False), dtype=np.int16)
+    labels = [str(v) for v in process.dictionary.to_pylist()]
+    part = table[PART].to_numpy() if PART in names else None
+    del table, process
+    order = np.argsort(event_id, kind="stable")
+    if not np.all(order == np.arange(order.size)):
+        event_id, codes = event_id[order], codes[order]
+        part = None if part is None else part[order]
+    if event_id.size > 1 and np.any(event_id[1:] == event_id[:-1]):
+        dup = event_id[1:][event_id[1:] == event_id[:-1]][0]
+        raise DataContractError(f"split: event_id is not unique (e.g. {dup})")
+    return plan_split(event_id, codes, labels, test_fraction=float(test_fraction), seed=int(seed),
+                      part=part, rescale=rescale)  # fmt: skip
+
+
+def plan_labels(events: str | os.PathLike[str], plan: SplitPlan) -> np.ndarray:
+    """The label of every event of ``plan``, in its (event_id) order."""
+    table = io.read_table(events, columns=["event_id", "label"])
+    found, pos = _lookup(plan.event_id, table["event_id"].to_numpy(np.int64))
+    out = np.zeros(plan.event_id.size, dtype=np.int8)
+    out[pos[found]] = table["label"].to_numpy()[found]
+    return out
 
 
 def read_sample(

@@ -6,6 +6,7 @@ import logging
 import math
 import numbers
 import zlib
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -48,33 +49,88 @@ def _process_rng(seed: int, process: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(process.encode("utf-8"))])
 
 
-def _predefined(ordered: pd.DataFrame, *, rescale: bool) -> Split:
-    """The split given by the ``split_part`` column (1: test); with ``rescale`` the weights of
-    each part are divided by its realised fraction of the process."""
-    part = ordered[PART].to_numpy()
-    if not np.isin(part, (0, 1)).all():
-        raise DataContractError(f"split: column {PART!r} must hold 0 (train) or 1 (test)")
-    process = ordered["process"].astype(str).to_numpy()
-    scale = np.ones(len(ordered), dtype=np.float64)
-    for name in sorted(set(process)):
-        rows = process == name
-        n, k = int(rows.sum()), int((rows & (part == 1)).sum())
-        if k == 0 or k == n:
+@dataclass(frozen=True)
+class SplitPlan:
+    """The split of events as compact arrays, aligned and in event_id order: whether each event
+    is a test event, and the weight factor of each (process, part). The event table itself is
+    not needed, so splitting 10^7 events costs about 20 bytes per event
+    (:mod:`systpipe.partitions` streams the table through the plan)."""
+
+    event_id: np.ndarray
+    #: process codes into ``names``
+    process: np.ndarray
+    names: list[str]
+    in_test: np.ndarray
+    #: (process code, part) -> weight factor; part 0 train, 1 test
+    scale: np.ndarray
+
+    def factor(self, process: np.ndarray, in_test: np.ndarray) -> np.ndarray:
+        """The weight factor of events of process codes ``process`` in part ``in_test``."""
+        return self.scale[process, in_test.astype(np.intp)]
+
+
+def check_split_settings(test_fraction: object, seed: object) -> None:
+    """``split.test_fraction`` in (0, 1) and a non-negative integer ``seed``, else ConfigError."""
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, numbers.Real)
+        or not 0.0 < float(test_fraction) < 1.0
+    ):
+        raise ConfigError(
+            f"'split.test_fraction' = {test_fraction!r}: expected a number strictly between 0 and 1"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"'seed' = {seed!r}: expected a non-negative integer")
+
+
+def plan_split(
+    event_id: np.ndarray,
+    process: np.ndarray,
+    names: list[str],
+    *,
+    test_fraction: float,
+    seed: int,
+    part: np.ndarray | None = None,
+    rescale: bool = True,
+) -> SplitPlan:
+    """The split of events with unique ``event_id`` in ascending order and process codes
+    ``process`` into ``names``, as :func:`split_events` describes it; ``part`` is a predefined
+    split (1: test), whose weights are rescaled per part only with ``rescale``."""
+    scale = np.ones((len(names), 2), dtype=np.float64)
+    by_name = np.argsort(np.array(names, dtype=str), kind="stable")
+    if part is not None:
+        if not np.isin(part, (0, 1)).all():
+            raise DataContractError(f"split: column {PART!r} must hold 0 (train) or 1 (test)")
+        in_test = np.asarray(part) == 1
+        for code in by_name:
+            name = names[code]
+            rows = process == code
+            n, k = int(rows.sum()), int((rows & in_test).sum())
+            if k == 0 or k == n:
+                raise DataContractError(
+                    f"split: the predefined split ('files.split', 'files.test_samples' or "
+                    f"'test_path') puts all {n} event(s) of process {name!r} in the "
+                    f"{'test' if k else 'train'} part; each process needs events in both parts"
+                )
+            if rescale:
+                scale[code] = (n / (n - k), n / k)
+            log.debug("predefined split %s: %d test / %d train", name, k, n - k)
+        return SplitPlan(event_id, process, names, in_test, scale)
+    in_test = np.zeros(event_id.size, dtype=bool)
+    for code in by_name:
+        name = names[code]
+        rows = np.flatnonzero(process == code)
+        n = rows.size
+        if n < 2:
             raise DataContractError(
-                f"split: the predefined split ('files.split', 'files.test_samples' or "
-                f"'test_path') puts all {n} event(s) of process {name!r} in the "
-                f"{'test' if k else 'train'} part; each process needs events in both parts"
+                f"split: process {name!r} has {n} event; at least 2 are needed to put it in "
+                "both the train and the test split"
             )
-        if rescale:
-            scale[rows & (part == 1)] = n / k
-            scale[rows & (part == 0)] = n / (n - k)
-        log.debug("predefined split %s: %d test / %d train", name, k, n - k)
-    ordered["weight"] = ordered["weight"].to_numpy(dtype=np.float64) * scale
-    kept = ordered.drop(columns=[PART])
-    test = kept.loc[part == 1].reset_index(drop=True)
-    train = kept.loc[part == 0].reset_index(drop=True)
-    log.info("predefined split: %d train, %d test (rescaled: %s)", len(train), len(test), rescale)
-    return Split(train=train, test=test)
+        k = n_test_events(n, float(test_fraction))
+        in_test[rows[_process_rng(int(seed), name).permutation(n)[:k]]] = True
+        scale[code] = (n / (n - k), n / k)
+        log.debug("split %s: %d test / %d train", name, k, n - k)
+    return SplitPlan(event_id, process, names, in_test, scale)
 
 
 def split_events(
@@ -111,16 +167,7 @@ def split_events(
         >>> len(train), len(test), float(test["weight"].sum()), float(train["weight"].sum())
         (3, 3, 6.0, 6.0)
     """
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, numbers.Real)
-        or not 0.0 < float(test_fraction) < 1.0
-    ):
-        raise ConfigError(
-            f"'split.test_fraction' = {test_fraction!r}: expected a number strictly between 0 and 1"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ConfigError(f"'seed' = {seed!r}: expected a non-negative integer")
+    check_split_settings(test_fraction, seed)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise DataContractError(
@@ -135,27 +182,27 @@ def split_events(
         )
 
     ordered = df.sort_values("event_id", kind="stable").reset_index(drop=True)
-    if PART in ordered.columns:
-        return _predefined(ordered, rescale=rescale)
-    process = ordered["process"].astype(str).to_numpy()
-    in_test = np.zeros(len(ordered), dtype=bool)
-    scale = np.empty(len(ordered), dtype=np.float64)
-    for name in sorted(set(process)):
-        rows = np.flatnonzero(process == name)
-        n = rows.size
-        if n < 2:
-            raise DataContractError(
-                f"split: process {name!r} has {n} event; at least 2 are needed to put it in "
-                "both the train and the test split"
-            )
-        k = n_test_events(n, float(test_fraction))
-        chosen = rows[_process_rng(int(seed), name).permutation(n)[:k]]
-        in_test[chosen] = True
-        scale[rows] = n / (n - k)
-        scale[chosen] = n / k
-        log.debug("split %s: %d test / %d train", name, k, n - k)
-
-    ordered["weight"] = ordered["weight"].to_numpy(dtype=np.float64) * scale
+    codes, uniques = pd.factorize(ordered["process"].astype(str))
+    predefined = PART in ordered.columns
+    plan = plan_split(
+        ordered["event_id"].to_numpy(),
+        codes,
+        [str(u) for u in uniques],
+        test_fraction=float(test_fraction),
+        seed=int(seed),
+        part=ordered[PART].to_numpy() if predefined else None,
+        rescale=rescale,
+    )
+    in_test = plan.in_test
+    ordered["weight"] = ordered["weight"].to_numpy(dtype=np.float64) * plan.factor(codes, in_test)
+    if predefined:
+        kept = ordered.drop(columns=[PART])
+        test = kept.loc[in_test].reset_index(drop=True)
+        train = kept.loc[~in_test].reset_index(drop=True)
+        log.info(
+            "predefined split: %d train, %d test (rescaled: %s)", len(train), len(test), rescale
+        )
+        return Split(train=train, test=test)
     test = ordered.loc[in_test].reset_index(drop=True)
     train = ordered.loc[~in_test].reset_index(drop=True)
     log.info(
