@@ -37,7 +37,8 @@ TEST_SAMPLE_EVENTS = 200_000
 CHUNK_ROWS = 200_000
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(path: Path, tree: str | None) -> int:
+    """Rows of one input file from its metadata (Parquet, ROOT) or its lines (CSV)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -46,24 +47,42 @@ def _count_rows(path: Path) -> int:
     if suffix == ".csv":
         with path.open("rb") as handle:
             return max(sum(1 for _ in handle) - 1, 0)
+    if suffix == ".root":
+        import uproot
+
+        from .ingest_read import resolve_tree
+
+        with uproot.open(path) as handle:
+            trees = [k for k, c in handle.classnames().items() if c.startswith("TTree")]
+            key = resolve_tree(trees, tree) if tree else (trees[0] if trees else None)
+            if key is None:
+                raise ConfigError(f"input.partitions: auto: no TTree {tree or ''} in {path}")
+            return int(handle[key].num_entries)
     raise ConfigError(
-        f"input.partitions: auto counts the events of Parquet and CSV files only, not {path}; "
-        "give input.partitions as a number"
+        f"input.partitions: auto counts Parquet, ROOT and CSV files, not {path}; give a number"
     )
 
 
 def expected_test_events(config: Mapping[str, Any]) -> int:
-    """The number of test events the config will give (before any file's cuts), for
-    ``input.partitions: auto``."""
+    """The number of test events the config will give, for ``input.partitions: auto``:
+    ``simulate.n_selected`` x ``split.test_fraction``, or the rows of the sample files (before
+    any selection) x the test fraction; an estimate for files, which is all auto needs."""
+    from .ingest_read import expand_paths
+
     fraction = float(config["split"]["test_fraction"])
     if config["input"]["source"] == "simulate":
         return math.ceil(sum(int(n) for n in config["simulate"]["n_selected"].values()) * fraction)
     files = config.get("files") or {}
     total = 0
-    for sample in files.get("samples") or []:
-        for name in sample.get("paths") or [sample.get("path")]:
-            if name:
-                total += _count_rows(Path(str(name)))
+    for key in ("samples", "test_samples"):
+        for i, sample in enumerate(files.get(key) or []):
+            test_path = sample.get("test_path") or []
+            patterns = [
+                *sample["paths"],
+                *([test_path] if isinstance(test_path, str) else test_path),
+            ]
+            for path in expand_paths(patterns, base_dir=None, key=f"files.{key}[{i}].paths"):
+                total += _count_rows(path, sample.get("tree"))
     return math.ceil(total * fraction)
 
 

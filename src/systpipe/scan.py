@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -14,57 +13,19 @@ from numpy.typing import ArrayLike
 
 from . import stats
 from .errors import ConfigError, DataContractError, SystpipeError
+from .grids import default_thresholds
 from .histograms import raw_counts, squared_weights
 from .systematics import KINDS, NOMINAL, Systematic, all_variations, columns, parse_systematics
 
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("label", "weight", "score")
-MAX_THRESHOLDS = 10_000_000
 # Yields at or below this fraction of the total |signal weight| count as zero for validity
 # (cancellations between negative and positive weights leave rounding residue, not signal).
 _TINY_FRACTION = 1e-12
 #: The working-point guards, in the order in which a row's ``excluded_by`` names the first it
 #: fails (docs/scan.md, "MC statistics and guards").
 GUARDS = ("min_neff_background", "min_neff_signal", "min_background", "min_signal")
-
-
-# --------------------------------------------------------------------------- threshold grids
-
-
-def _decimals(x: float) -> int:
-    exponent = Decimal(repr(float(x))).as_tuple().exponent
-    return max(0, -int(exponent))
-
-
-def default_thresholds(start: float, stop: float, step: float) -> np.ndarray:
-    """Uniform grid ``start, start + step, ...`` below ``stop`` (half-open, like ``np.arange``).
-
-    Points are rounded to the decimals of ``start`` and ``step`` so that no float drift
-    accumulates (0.1 + 0.1 + 0.1 is 0.3 here, not 0.30000000000000004).
-
-    Example:
-        >>> default_thresholds(0.0, 1.0, 0.001).size
-        1000
-        >>> default_thresholds(0.1, 0.4, 0.1).tolist()
-        [0.1, 0.2, 0.3]
-    """
-    for key, val in (("start", start), ("stop", stop), ("step", step)):
-        if not isinstance(val, int | float | np.floating | np.integer) or not math.isfinite(val):
-            raise ConfigError(f"scan.thresholds.{key} must be a finite number, got {val!r}")
-    if step <= 0:
-        raise ConfigError(f"scan.thresholds.step must be > 0, got {step!r}")
-    if stop <= start:
-        raise ConfigError(f"scan.thresholds.stop ({stop!r}) must be greater than start ({start!r})")
-    # Round the count before ceil so that (stop - start)/step = 999.9999999 still gives 1000.
-    count = math.ceil(round((stop - start) / step, 9))
-    if count > MAX_THRESHOLDS:
-        raise ConfigError(
-            f"scan.thresholds gives {count} points (limit {MAX_THRESHOLDS}); increase step"
-        )
-    decimals = min(15, max(_decimals(start), _decimals(step)))
-    grid = np.round(start + step * np.arange(count, dtype=np.float64), decimals)
-    return grid[grid < stop]
 
 
 def quantile_thresholds(scores: ArrayLike, n: int) -> np.ndarray:

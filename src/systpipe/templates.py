@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataContractError
+from .grids import default_bin_edges
 from .histograms import BinnedFrames, shift_cell_variance, squared_weights
 
 log = logging.getLogger(__name__)
@@ -71,22 +72,6 @@ class Templates:
             return hist.sum(axis=0)
         rows = self.signal_mask if signal else ~self.signal_mask
         return hist[rows].sum(axis=0)
-
-
-def default_bin_edges(
-    *, n_bins: int = 10, score_min: float = 0.5, score_max: float = 1.0
-) -> np.ndarray:
-    """``n_bins`` uniform bins on (score_min, score_max].
-
-    Example:
-        >>> default_bin_edges(n_bins=4, score_min=0.6).tolist()
-        [0.6, 0.7, 0.8, 0.9, 1.0]
-    """
-    if int(n_bins) < 1:
-        raise ConfigError(f"fit.n_bins must be >= 1, got {n_bins}")
-    if not score_max > score_min:
-        raise ConfigError(f"fit.score_min ({score_min}) must be below score_max ({score_max})")
-    return np.round(np.linspace(score_min, score_max, int(n_bins) + 1), 12)
 
 
 def bin_index(score: np.ndarray, bin_edges: np.ndarray) -> np.ndarray:

@@ -111,3 +111,17 @@ def test_partition_count_and_bad_partitions():
     assert partition_count(cfg) == 7
     with pytest.raises(DataContractError, match="5 partitions for 3 test events"):
         boundaries(np.arange(3), 5)
+
+
+def test_auto_partitions_count_the_rows_of_the_sample_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"a": np.arange(3000)}).to_parquet("s1.parquet")
+    pd.DataFrame({"a": np.arange(1500)}).to_csv("b_1.csv", index=False)
+    pd.DataFrame({"a": np.arange(500)}).to_csv("b_2.csv", index=False)
+    cfg = {
+        "input": {"source": "files", "partitions": "auto", "partition_events": 1000},
+        "split": {"test_fraction": 0.5},
+        "files": {"samples": [{"name": "s", "paths": ["s1.parquet"]},
+                              {"name": "b", "paths": ["b_*.csv"]}]},
+    }  # fmt: skip
+    assert partition_count(cfg) == 3  # (3000 + 1500 + 500) / 2 test events per 1000

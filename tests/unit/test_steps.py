@@ -68,49 +68,48 @@ def chain(tmp_path_factory):
         "split",
         config=cfg,
         input={"events": p["events"]},
-        output={"train": p["train"], "test": p["test"]},
+        output={"train": p["train"], "tests": [p["test"]], "sample": d / "sample.parquet"},
     )
     run(
         "train",
         config=cfg,
         params={"clf": "xgb"},
-        input={"train": p["train"], "test": p["test"]},
+        input={"train": p["train"], "test": d / "sample.parquet"},
         output={"model": d / "xgb.ubj", "info": d / "xgb.json"},
     )
-    scores, weights = {}, {}
+    variations = {}
     for v in ("lumi_up", "lumi_down", "sig_up", "sig_down", "det_up", "det_down"):
         run(
             "vary",
             config=cfg,
-            wildcards={"variation": v},
+            wildcards={"variation": v, "part": "0"},
             input={"test": p["test"]},
             output={"events": d / f"{v}.parquet"},
         )
-        (scores if v.startswith("det") else weights)[v] = d / f"{v}.parquet"
-    scored = ("nominal", "det_up", "det_down")
-    (d / "scores").mkdir()
+        variations[f"variation__{v}"] = d / f"{v}.parquet"
+    (d / "hists").mkdir()
     run(
         "score",
         config=cfg,
-        wildcards={"clf": "xgb"},
-        input={
-            "model": d / "xgb.ubj",
-            "events": [p["test"] if v == "nominal" else d / f"{v}.parquet" for v in scored],
-        },
-        output={"scores": [d / "scores" / f"{v}.parquet" for v in scored]},
+        wildcards={"clf": "xgb", "part": "0"},
+        input={"model": d / "xgb.ubj", "test": p["test"]} | variations,
+        output={"hist": d / "hists" / "0.parquet", "pairs": d / "hists" / "0.pairs.parquet"},
     )
-    for v in scored:
-        scores[v] = d / "scores" / f"{v}.parquet"
-    named_scores = {f"score__{v}": scores[v] for v in ("nominal", "det_up", "det_down")}
-    named_weights = {f"weight__{v}": w for v, w in weights.items()}
+    run(
+        "merge_histograms",
+        config=cfg,
+        wildcards={"clf": "xgb"},
+        input={"hists": [d / "hists" / "0.parquet"], "pairs": [d / "hists" / "0.pairs.parquet"]},
+        output={"hist": d / "hist.parquet", "pair_sums": d / "pairs.parquet"},
+    )
+    fit_in = {"hist": d / "hist.parquet", "pairs": d / "pairs.parquet"}
     run(
         "scan",
         config=cfg,
         wildcards={"clf": "xgb"},
-        input=named_scores | named_weights,
+        input=fit_in,
         output={"scan": p["scan"]},
     )
-    fit_in = named_scores | named_weights
     run(
         "workspace",
         config=cfg,
@@ -225,7 +224,7 @@ def test_a_step_reading_an_undeclared_section_fails_loudly(chain, tmp_path):
             config=cfg,
             settings={"systematics": []},
             wildcards={"clf": "xgb"},
-            input={"score__nominal": d / "scores" / "nominal.parquet"},
+            input={"hist": d / "hist.parquet"},
             output={"scan": tmp_path / "scan.parquet"},
         )
     assert not (tmp_path / "scan.parquet").exists()
@@ -240,7 +239,11 @@ def test_the_rules_code_fingerprint_is_the_one_stored(chain, tmp_path):
         config=cfg,
         code="0123456789abcdef",
         input={"events": d / "events.parquet"},
-        output={"train": tmp_path / "train.parquet", "test": tmp_path / "test.parquet"},
+        output={
+            "train": tmp_path / "train.parquet",
+            "tests": [tmp_path / "test.parquet"],
+            "sample": tmp_path / "sample.parquet",
+        },
     )
     assert io.read_provenance(tmp_path / "test.parquet")["code"] == "0123456789abcdef"
     assert io.read_provenance(d / "test.parquet")["code"] == STEPS["split"].fingerprint()
@@ -248,16 +251,19 @@ def test_the_rules_code_fingerprint_is_the_one_stored(chain, tmp_path):
 
 def test_arguments_are_checked_against_the_step_function():
     assert step_arguments(
-        "scan",
-        input={"score__nominal": "a", "weight__lumi_up": "b"},
-        output={"scan": "c"},
-        wildcards={"clf": "x"},
-    ) == {"score": {"nominal": "a"}, "weight": {"lumi_up": "b"}, "scan": "c", "clf": "x"}
+        "score",
+        input={"model": "m", "test": "t", "variation__lumi_up": "b"},
+        output={"hist": "h", "pairs": "p"},
+        wildcards={"clf": "x", "part": "0"},
+    ) == {"model": "m", "test": "t", "variation": {"lumi_up": "b"}, "hist": "h", "pairs": "p",
+          "clf": "x", "part": "0"}  # fmt: skip
     with pytest.raises(Exception, match="does not take \\['typo'\\]"):
         step_arguments(
-            "split", input={"events": "e", "typo": "x"}, output={"train": "a", "test": "b"}
+            "split",
+            input={"events": "e", "typo": "x"},
+            output={"train": "a", "tests": ["b"], "sample": "c"},
         )
-    with pytest.raises(Exception, match="needs \\['test'\\]"):
+    with pytest.raises(Exception, match="needs \\['tests', 'sample'\\]"):
         step_arguments("split", input={"events": "e"}, output={"train": "a"})
 
 

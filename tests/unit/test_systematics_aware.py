@@ -82,7 +82,11 @@ def sample(tmp_path_factory):
         "split",
         config=cfg,
         input={"events": d / "events.parquet"},
-        output={"train": d / "train.parquet", "test": d / "test.parquet"},
+        output={
+            "train": d / "train.parquet",
+            "tests": [d / "test.parquet"],
+            "sample": d / "test_sample.parquet",
+        },
     )
     return d, cfg
 
@@ -293,16 +297,24 @@ def test_parameterised_model_takes_the_alphas_and_scoring_uses_them(sample):
     X = feature_matrix(test.assign(alpha_det=2.0, alpha_sig=0.0), info["features"])
     np.testing.assert_array_equal(at_two, adapter_for_model(model).predict_proba(model, X, 1))
     # the score step scores a variation at alpha = 0 (the variation is in the features)
+    # (no systematics: the nominal histograms only), its histograms are those of at_zero
+    from systpipe.histograms import histogram_partition, sum_partitions
+    from systpipe.steps import STEPS
+    from systpipe.steps.score import fine_grid_of
+
+    settings = STEPS["score"].settings_from(cfg) | {"systematics": []}
     run(
         "score",
         config=cfg,
-        wildcards={"clf": "lgbm_par"},
-        input={"model": model_path, "events": [d / "test.parquet"], "info": info_path},
-        output={"scores": [d / "par" / "nominal.parquet"]},
+        settings=settings,
+        wildcards={"clf": "lgbm_par", "part": "0"},
+        input={"model": model_path, "test": d / "test.parquet", "info": info_path},
+        output={"hist": d / "par" / "0.parquet", "pairs": d / "par" / "0.pairs.parquet"},
     )
-    scores = io.read_table(d / "par" / "nominal.parquet")
-    order = np.argsort(test["event_id"].to_numpy(), kind="stable")
-    np.testing.assert_array_equal(scores["score"].to_numpy(), at_zero[order])
+    by_hand = test[["event_id", "process", "label", "weight"]].assign(score=at_zero)
+    want, _ = sum_partitions(*zip(histogram_partition({"nominal": by_hand}, fine_grid_of(cfg))))
+    got, _ = sum_partitions([io.read_table(d / "par" / "0.parquet")], [])
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
     # without its record the model cannot be scored: it has two more inputs than the features
     with pytest.raises(ModelError, match="alpha|features"):
         predict_scores(model, test, features=features)

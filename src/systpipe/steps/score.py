@@ -23,9 +23,8 @@ log = logging.getLogger(__name__)
 def fine_grid_of(settings: Mapping[str, Any]) -> np.ndarray:
     """The fine score grid of the histograms: every threshold the scan, the fit optimiser and
     a fixed fit binning cut at (:func:`systpipe.histograms.fine_grid`)."""
+    from ..grids import default_bin_edges, default_thresholds
     from ..histograms import fine_grid
-    from ..scan import default_thresholds
-    from ..templates import default_bin_edges
 
     def grid(thr: Mapping[str, float]) -> np.ndarray:
         return default_thresholds(thr["start"], thr["stop"], thr["step"])
