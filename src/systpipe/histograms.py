@@ -34,7 +34,7 @@ number of partitions and any order of the events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,13 +316,21 @@ def _empty_terms(keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *TERM_COLUMNS]})
 
 
-def _totals(parts: Sequence[pd.DataFrame], keys: list[str], quantities: list[str]) -> pd.DataFrame:
+def _add_terms(acc: pd.DataFrame | None, part: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``acc`` and one more partition's terms, added per (key, quantity, exponent): integer
+    sums, exact, and no bigger than the union of the keys (memory stays at two partitions)."""
+    both = part if acc is None else pd.concat([acc, part], ignore_index=True)
+    grouped = both.groupby([*keys, "quantity", "exp"], sort=True)[["hi", "lo"]]
+    return grouped.sum().reset_index()
+
+
+def _totals(parts: Iterable[pd.DataFrame], keys: list[str], quantities: list[str]) -> pd.DataFrame:
     """One row per key with the correctly rounded total of every quantity (0 where absent)."""
-    terms = pd.concat(parts, ignore_index=True) if parts else _empty_terms(keys)
-    if terms.empty:
+    summed: pd.DataFrame | None = None
+    for part in parts:
+        summed = _add_terms(summed, part, keys)
+    if summed is None or summed.empty:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *quantities]})
-    # adding the integer terms of every partition is exact; so is the rounding once below
-    summed = terms.groupby([*keys, "quantity", "exp"], sort=True)[["hi", "lo"]].sum().reset_index()
     by_key = summed.groupby(keys, sort=True)
     key_id = by_key.ngroup().to_numpy()
     q_code = pd.Categorical(summed["quantity"], categories=quantities).codes.astype(np.int64)
@@ -342,14 +350,14 @@ def _totals(parts: Sequence[pd.DataFrame], keys: list[str], quantities: list[str
 
 
 def sum_partitions(
-    marginals: Sequence[pd.DataFrame], pairs: Sequence[pd.DataFrame]
+    marginals: Iterable[pd.DataFrame], pairs: Iterable[pd.DataFrame]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The partitions' exact term tables added and rounded once: (marginals, pairs) tables of
     :data:`MARGINAL_COLUMNS` and :data:`PAIR_COLUMNS`, rows sorted by their keys. Any
     partitioning of the same events gives the same bits."""
-    if not marginals:
-        raise DataContractError("no partition histograms to add")
     marg = _totals(marginals, list(MARGINAL_KEYS), ["weight", "sumw2", "n_raw"])
+    if marg.empty:
+        raise DataContractError("no partition histograms to add")
     marg["n_raw"] = marg["n_raw"].astype(np.int64)
     marg["label"] = marg["label"].astype(np.int8)
     marg["bin"] = marg["bin"].astype(np.int32)

@@ -9,7 +9,7 @@ rule workspace:
     log:
         "results/logs/fit/{clf}/workspace.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/workspace.tsv"
+        "results/benchmarks/workspace/{clf}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -84,7 +84,7 @@ rule fit:
     log:
         "results/logs/fit/{clf}/fit.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/fit.tsv"
+        "results/benchmarks/fit/{clf}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -106,7 +106,7 @@ rule chi2:
     log:
         "results/logs/fit/{clf}/chi2.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/chi2.tsv"
+        "results/benchmarks/chi2/{clf}.tsv"
     conda:
         ENV
     threads: 1
@@ -126,7 +126,7 @@ rule methods:
     log:
         "results/logs/fit/{clf}/methods.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/methods.tsv"
+        "results/benchmarks/methods/{clf}.tsv"
     conda:
         ENV
     threads: 1

@@ -10,7 +10,7 @@ rule hypotest:
     log:
         "results/logs/fit/{clf}/hypotest_{chunk}.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/hypotest_{chunk}.tsv"
+        "results/benchmarks/hypotest/{clf}/{chunk}.tsv"
     conda:
         ENV
     threads: 1
@@ -42,7 +42,7 @@ rule hypotest_summary:
     log:
         "results/logs/fit/{clf}/hypotest_summary.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/hypotest_summary.tsv"
+        "results/benchmarks/hypotest_summary/{clf}.tsv"
     conda:
         ENV
     threads: 1

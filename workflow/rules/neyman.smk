@@ -15,7 +15,7 @@ rule neyman:
     log:
         "results/logs/fit/{clf}/neyman.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/neyman.tsv"
+        "results/benchmarks/neyman/{clf}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:

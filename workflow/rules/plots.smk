@@ -44,7 +44,7 @@ rule plots_summary:
     log:
         "results/logs/plots/summary.log",
     benchmark:
-        "results/benchmarks/plots/summary.tsv"
+        "results/benchmarks/plots_summary.tsv"
     conda:
         ENV
     threads: 1
@@ -151,7 +151,7 @@ rule plots_classifier:
     log:
         "results/logs/plots/{clf}.log",
     benchmark:
-        "results/benchmarks/plots/{clf}.tsv"
+        "results/benchmarks/plots_classifier/{clf}.tsv"
     conda:
         ENV
     threads: 1

@@ -63,7 +63,7 @@ rule score_data:
     log:
         "results/logs/score/{clf}/data.log",
     benchmark:
-        "results/benchmarks/score/{clf}/data.tsv"
+        "results/benchmarks/score_data/{clf}.tsv"
     conda:
         ENV
     threads: config["training"]["threads"]

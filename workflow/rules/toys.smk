@@ -8,7 +8,7 @@ rule toys:
     log:
         "results/logs/fit/{clf}/toys_{mode}_{chunk}.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/toys_{mode}_{chunk}.tsv"
+        "results/benchmarks/toys/{clf}/{mode}_{chunk}.tsv"
     # the chain to the toys and the table before the plots (leaves of the DAG)
     priority: 1
     conda:
@@ -55,7 +55,7 @@ rule toys_summary:
     log:
         "results/logs/fit/{clf}/toys_summary.log",
     benchmark:
-        "results/benchmarks/fit/{clf}/toys_summary.tsv"
+        "results/benchmarks/toys_summary/{clf}.tsv"
     conda:
         ENV
     threads: 1

@@ -136,8 +136,9 @@ def merge_histograms(
         if not np.array_equal(grid_of(path), grid):
             raise DataContractError(f"{path}: its fine grid differs from {hist_paths[0]}'s")
     marginals, pair_table = sum_partitions(
-        [io.read_table(p, required=(*MARGINAL_KEYS, *TERM_COLUMNS)) for p in hist_paths],
-        [io.read_table(p, required=(*PAIR_KEYS, *TERM_COLUMNS)) for p in pair_paths],
+        # one partition at a time: memory stays at two partitions' terms
+        (io.read_table(p, required=(*MARGINAL_KEYS, *TERM_COLUMNS)) for p in hist_paths),
+        (io.read_table(p, required=(*PAIR_KEYS, *TERM_COLUMNS)) for p in pair_paths),
     )
     nominal = marginals[marginals["variation"] == "nominal"]
     log.info(
