@@ -67,4 +67,22 @@ def default_bin_edges(
     return np.round(np.linspace(score_min, score_max, int(n_bins) + 1), 12)
 
 
-__all__ = ["MAX_THRESHOLDS", "default_bin_edges", "default_thresholds"]
+def logit_edges(bins: int) -> np.ndarray:
+    """``bins`` score bins on [0, 1], uniform in logit(score) from 0.005 to 0.9995 between
+    the outer edges 0 and 1 (the score-distribution plots): the selected region at high score
+    gets as many bins as the bulk. Rounded to 12 decimals like every grid of the fine
+    histograms, so that the plots' edges are fine-grid points.
+
+    Example:
+        >>> e = logit_edges(4)
+        >>> e.size, float(e[0]), float(e[-1])
+        (5, 0.0, 1.0)
+    """
+    inner = 1.0 / (
+        1.0 + np.exp(-np.linspace(np.log(0.005 / 0.995), np.log(0.9995 / 0.0005), bins - 1))
+    )
+    edges: np.ndarray = np.round(np.concatenate([[0.0], inner, [1.0]]), 12)
+    return edges
+
+
+__all__ = ["MAX_THRESHOLDS", "default_bin_edges", "default_thresholds", "logit_edges"]

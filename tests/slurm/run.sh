@@ -34,7 +34,7 @@ MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
 # RealMemory a bit under the physical memory, as on a real node (slurmd refuses more than it sees)
 REAL_MEM=$((MEM_MB * 90 / 100))
 [ "$CPUS" -ge 2 ] || fail "needs >= 2 CPUs (the profile's group jobs ask for 2), found $CPUS"
-[ "$REAL_MEM" -ge 8000 ] || fail "needs RealMemory >= 8000 MB (simulate asks 8000), found $REAL_MEM"
+[ "$REAL_MEM" -ge 8000 ] || fail "needs RealMemory >= 8000 MB (the profile targets 8 GB nodes), found $REAL_MEM"
 
 REUSE_LOCAL=${SLURM_TEST_REUSE_LOCAL:-0}
 [ -s "$WORK/local/results/tables/uncertainties.csv" ] || REUSE_LOCAL=0

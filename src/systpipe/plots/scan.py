@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..errors import ConfigError, DataContractError
+from ..grids import logit_edges
 from ..histograms import squared_weights
 from ..metrics import weighted_roc
 from .labels import DEFAULT_LABELS, PlotLabels
@@ -331,18 +332,16 @@ def plot_score_variations(
             for v in names:
                 df = scores[v]
                 sel = df["label"].to_numpy() == lab
-                hists[v], _ = np.histogram(
+                hists[v] = right_closed_histogram(
                     df["score"].to_numpy(dtype=float)[sel],
-                    bins=edges,
-                    weights=df["weight"].to_numpy(dtype=float)[sel],
+                    edges,
+                    df["weight"].to_numpy(dtype=float)[sel],
                 )
             nom = hists["nominal"]
             df = scores["nominal"]
             sel = df["label"].to_numpy() == lab
-            sumw2, _ = np.histogram(
-                df["score"].to_numpy(dtype=float)[sel],
-                bins=edges,
-                weights=squared_weights(df)[sel],
+            sumw2 = right_closed_histogram(
+                df["score"].to_numpy(dtype=float)[sel], edges, squared_weights(df)[sel]
             )
             rel = np.divide(np.sqrt(sumw2), nom, out=np.full_like(nom, np.nan), where=nom > 0)
             ax.stairs(nom, edges, color="black", lw=2, label="Nominal")
@@ -385,6 +384,24 @@ def plot_score_variations(
         return save_figure(fig, out)
 
 
+def right_closed_histogram(
+    values: np.ndarray, edges: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Weighted histogram with bins (e_i, e_i+1] (the first one closed: [e_0, e_1]), the
+    convention of the scan and the templates: the fine histograms' bins stand at their upper
+    edges, so bins on fine-grid edges get exactly their events.
+
+    Example:
+        >>> right_closed_histogram(np.array([0.0, 0.5, 0.7, 1.0]), np.array([0.0, 0.5, 1.0]),
+        ...                        np.ones(4)).tolist()
+        [2.0, 2.0]
+    """
+    idx = np.searchsorted(edges, values, side="left") - 1
+    idx[values == edges[0]] = 0
+    inside = (idx >= 0) & (idx < edges.size - 1)
+    return np.bincount(idx[inside], weights=weights[inside], minlength=edges.size - 1)
+
+
 def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> np.ndarray:
     if not isinstance(bins, int | np.integer):
         edges = np.asarray(bins, dtype=float)
@@ -398,12 +415,7 @@ def _score_edges(arrays: Sequence[np.ndarray], bins: int | Sequence[float]) -> n
         raise DataContractError("plot_score_variations: no finite score")
     lo, hi = float(finite.min()), float(finite.max())
     if lo >= 0.0 and hi <= 1.0:
-        # uniform in logit(score) from 0.005 to 0.9995 (outer edges 0 and 1): the selected
-        # region at high score gets as many bins as the bulk
-        inner = 1.0 / (
-            1.0 + np.exp(-np.linspace(np.log(0.005 / 0.995), np.log(0.9995 / 0.0005), bins - 1))
-        )
-        return np.r_[0.0, inner, 1.0]
+        return logit_edges(bins)
     elif hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1)

@@ -21,16 +21,21 @@ log = logging.getLogger(__name__)
 
 
 def fine_grid_of(settings: Mapping[str, Any]) -> np.ndarray:
-    """The fine score grid of the histograms: every threshold the scan, the fit optimiser and
-    a fixed fit binning cut at (:func:`systpipe.histograms.fine_grid`)."""
-    from ..grids import default_bin_edges, default_thresholds
+    """The fine score grid of the histograms: every threshold the scan, the fit optimiser, a
+    fixed fit binning and the score-distribution plots cut at
+    (:func:`systpipe.histograms.fine_grid`)."""
+    from ..grids import default_bin_edges, default_thresholds, logit_edges
     from ..histograms import fine_grid
 
     def grid(thr: Mapping[str, float]) -> np.ndarray:
         return default_thresholds(thr["start"], thr["stop"], thr["step"])
 
     fit = settings["fit"]
-    parts = [grid(settings["scan"]["thresholds"]), grid(fit["optimise"]["thresholds"])]
+    parts = [
+        grid(settings["scan"]["thresholds"]),
+        grid(fit["optimise"]["thresholds"]),
+        logit_edges(settings["plots"]["score_bins"]),  # the score-distribution plots' bins
+    ]
     if fit["binning"] == "fixed":
         parts.append(
             default_bin_edges(
@@ -42,7 +47,8 @@ def fine_grid_of(settings: Mapping[str, Any]) -> np.ndarray:
 
 @step(
     "score",
-    uses=("features", "systematics", "scan", "fit"),
+    uses=("features", "systematics", "scan", "fit", "plots"),
+    ignores=("plots.luminosity_scale",),
     help="score one test partition, nominal and every feature-changing variation, and write its fine histograms (set: clf, part; in: model, info, test, variation__<name>; out: hist, pairs)",
 )
 def score(
