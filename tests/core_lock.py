@@ -66,6 +66,14 @@ def one_core() -> Iterator[None]:
         yield
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the lock files when a worker is done. The other worker may still run tests: it
+    then locks a fresh file, and with this worker gone there is nobody to share the cores with."""
+    if _RUN_ID is not None:
+        for kind in ("turnstile", "cores"):
+            _lock_path(kind).unlink(missing_ok=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """xdist's load-scope scheduling with every test under tests/workflow in one scope and every

@@ -6,7 +6,8 @@ Example:
     systpipe validate config/config.yaml
     systpipe simulate -c config/config.yaml --out events=results/data/events.parquet
     systpipe split -c config/config.yaml --in events=results/data/events.parquet \\
-        --out train=results/data/train.parquet --out test=results/data/test.parquet
+        --out train=results/data/train.parquet --out tests=results/data/test/0.parquet \\
+        --out tests=results/data/test/1.parquet --out sample=results/data/test_sample.parquet
     systpipe train -c config/config.yaml --set clf=hgb --in train=... --in test=... \\
         --out model=results/models/hgb.skops --out info=results/models/hgb.json --threads 2
 """
@@ -24,13 +25,19 @@ from .errors import SystpipeError
 log = logging.getLogger(__name__)
 
 
-def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str | list[str]]:
+    """NAME=VALUE items as a mapping; a name given more than once collects its values in a
+    list, in order (``--out tests=a --out tests=b``: the test partitions of ``split``)."""
+    out: dict[str, str | list[str]] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystpipeError(f"{flag} expects NAME=VALUE, got {item!r}")
-        out[key] = value
+        if key in out:
+            previous = out[key]
+            out[key] = [*(previous if isinstance(previous, list) else [previous]), value]
+        else:
+            out[key] = value
     return out
 
 

@@ -73,22 +73,33 @@ def totals(
     """The correctly rounded total of every group 0..n_groups-1 from its terms (any order;
     terms of the same group and exponent may repeat, e.g. one per partition)."""
     order = np.lexsort((exponent, group))
+    g, e = np.asarray(group)[order], np.asarray(exponent, dtype=np.int64)[order]
+    h, low = np.asarray(hi, dtype=np.int64)[order], np.asarray(lo, dtype=np.int64)[order]
     out = np.zeros(n_groups, dtype=np.float64)
+    if g.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    single = np.diff(np.r_[starts, g.size]) == 1
+    # one term whose integers are exact doubles: hi 2^26 and lo are exact, their sum is one
+    # correctly rounded addition, the power of two exact
+    limit = 1 << 53
+    simple = single & (np.abs(h[starts]) <= limit) & (low[starts] <= limit)
+    at = starts[simple]
+    out[g[at]] = np.ldexp(h[at].astype(np.float64) * 2.0**SPLIT + low[at].astype(np.float64),
+                          (e[at] - 53).astype(np.int32))  # fmt: skip
+    # the rest (terms of several exponents, or huge sums) in exact integer arithmetic
+    rest = np.repeat(~simple, np.diff(np.r_[starts, g.size]))
     current, base, acc = -1, 0, 0
-    for g, e, h, low in zip(
-        np.asarray(group)[order].tolist(),
-        np.asarray(exponent)[order].tolist(),
-        np.asarray(hi)[order].tolist(),
-        np.asarray(lo)[order].tolist(),
-        strict=True,
+    for gg, ee, hh, ll in zip(
+        g[rest].tolist(), e[rest].tolist(), h[rest].tolist(), low[rest].tolist(), strict=True
     ):
-        value = (h << SPLIT) + low
-        if g != current:
+        value = (hh << SPLIT) + ll
+        if gg != current:
             if current >= 0:
                 out[current] = math.ldexp(float(acc), base - 53)
-            current, base, acc = g, e, value
+            current, base, acc = gg, ee, value
         else:
-            acc += value << (e - base)  # exponents ascend within a group
+            acc += value << (ee - base)  # exponents ascend within a group
     if current >= 0:
         out[current] = math.ldexp(float(acc), base - 53)
     return out

@@ -316,37 +316,86 @@ def _empty_terms(keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *TERM_COLUMNS]})
 
 
-def _add_terms(acc: pd.DataFrame | None, part: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """``acc`` and one more partition's terms, added per (key, quantity, exponent): integer
-    sums, exact, and no bigger than the union of the keys (memory stays at two partitions)."""
-    both = part if acc is None else pd.concat([acc, part], ignore_index=True)
-    grouped = both.groupby([*keys, "quantity", "exp"], sort=True)[["hi", "lo"]]
-    return grouped.sum().reset_index()
+#: the text columns of the term tables; added up as integer codes in numpy arrays (2 million
+#: pair terms of 10^7 events: under 100 MB, against 430 MB as a DataFrame of strings and a
+#: 1 GB peak in pandas' groupby)
+_TEXT_COLUMNS = ("variation", "process", "quantity")
+Terms = dict[str, np.ndarray]
+
+
+def _encode(part: pd.DataFrame, columns: list[str], codes: dict[str, dict[str, int]]) -> Terms:
+    """``part``'s ``columns`` (and hi, lo) as arrays, text as integer codes (``codes`` grows)."""
+    out: Terms = {}
+    for col in columns:
+        values = part[col]
+        if col in _TEXT_COLUMNS:
+            mapping = codes.setdefault(col, {})
+            for name in pd.unique(values):
+                mapping.setdefault(str(name), len(mapping))
+            out[col] = values.astype(str).map(mapping).to_numpy(np.int32)
+        else:
+            out[col] = values.to_numpy(np.int32)
+    out["hi"] = part["hi"].to_numpy(np.int64)
+    out["lo"] = part["lo"].to_numpy(np.int64)
+    return out
+
+
+def _boundaries(arrays: Terms, columns: list[str]) -> np.ndarray:
+    """Start of each run of equal ``columns`` in sorted ``arrays``."""
+    n = arrays[columns[0]].size
+    change = np.zeros(n, dtype=bool)
+    change[:1] = True
+    for col in columns:
+        change[1:] |= arrays[col][1:] != arrays[col][:-1]
+    return np.flatnonzero(change)
+
+
+def _add_terms(acc: Terms | None, part: Terms, columns: list[str]) -> Terms:
+    """``acc`` and one more partition's terms, added per ``columns`` (the keys, quantity and
+    exponent): integer sums, exact; sorted, and never larger than the union of the keys."""
+    both = part if acc is None else {c: np.concatenate([acc[c], part[c]]) for c in part}
+    order = np.lexsort([both[c] for c in reversed(columns)])
+    ordered = {c: a[order] for c, a in both.items()}
+    starts = _boundaries(ordered, columns)
+    out = {c: ordered[c][starts] for c in columns}
+    for col in ("hi", "lo"):
+        out[col] = np.add.reduceat(ordered[col], starts) if starts.size else ordered[col][:0]
+    return out
 
 
 def _totals(parts: Iterable[pd.DataFrame], keys: list[str], quantities: list[str]) -> pd.DataFrame:
-    """One row per key with the correctly rounded total of every quantity (0 where absent)."""
-    summed: pd.DataFrame | None = None
+    """One row per key with the correctly rounded total of every quantity (0 where absent),
+    sorted by the keys' values."""
+    columns = [*keys, "quantity", "exp"]
+    summed: Terms | None = None
+    codes: dict[str, dict[str, int]] = {}
     for part in parts:
-        summed = _add_terms(summed, part, keys)
-    if summed is None or summed.empty:
+        if len(part):
+            summed = _add_terms(summed, _encode(part, columns, codes), columns)
+    if summed is None:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in [*keys, *quantities]})
-    by_key = summed.groupby(keys, sort=True)
-    key_id = by_key.ngroup().to_numpy()
-    q_code = pd.Categorical(summed["quantity"], categories=quantities).codes.astype(np.int64)
-    if (q_code < 0).any():
-        raise DataContractError(f"unknown quantity in {sorted(set(summed['quantity']))}")
+    names = {col: np.array(list(mapping), dtype=object) for col, mapping in codes.items()}
+    unknown = sorted(set(names["quantity"]) - set(quantities))
+    if unknown:
+        raise DataContractError(f"unknown quantity {unknown} in the histogram terms")
+    q_of_code = np.array([quantities.index(q) for q in names["quantity"]], dtype=np.int64)
+    # the terms are sorted by the keys first: each key's terms are one run
+    starts = _boundaries(summed, keys)
+    key_id = np.cumsum(np.isin(np.arange(summed["hi"].size), starts)) - 1
     values = exact_sum.totals(
-        key_id * len(quantities) + q_code,
-        summed["exp"].to_numpy(np.int64),
-        summed["hi"].to_numpy(np.int64),
-        summed["lo"].to_numpy(np.int64),
-        by_key.ngroups * len(quantities),
-    ).reshape(by_key.ngroups, len(quantities))
-    out = summed.loc[by_key.head(1).index, keys].reset_index(drop=True)
+        key_id * len(quantities) + q_of_code[summed["quantity"]],
+        summed["exp"].astype(np.int64),
+        summed["hi"],
+        summed["lo"],
+        starts.size * len(quantities),
+    ).reshape(starts.size, len(quantities))
+    out = pd.DataFrame(
+        {k: names[k][summed[k][starts]] if k in names else summed[k][starts] for k in keys}
+    )
     for i, q in enumerate(quantities):
         out[q] = values[:, i]
-    return out
+    # the codes follow the order names first appeared in: sort by the names themselves
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def sum_partitions(

@@ -197,3 +197,19 @@ def test_score_plot_bins_are_exact_sums_of_fine_bins():
         right_closed_histogram(coarse["score"].to_numpy(), edges, coarse["weight"].to_numpy()),
         right_closed_histogram(nominal["score"].to_numpy(), edges, nominal["weight"].to_numpy()),
     )
+
+
+def test_exact_totals_fast_path_equals_integer_arithmetic():
+    import math
+
+    from systpipe import exact_sum
+
+    rng = np.random.default_rng(11)
+    n = 2000
+    hi = rng.integers(-(2**40), 2**40, n)
+    lo = rng.integers(0, 2**26, n) * rng.integers(1, 2**20, n)  # sums beyond 26 bits
+    exp = rng.integers(-60, 60, n)
+    got = exact_sum.totals(np.arange(n), exp, hi, lo, n)  # one term per group: the fast path
+    want = [math.ldexp(float((int(h) << 26) + int(lo_)), int(e) - 53)
+            for h, lo_, e in zip(hi, lo, exp, strict=True)]  # fmt: skip
+    assert got.tolist() == want
