@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -486,12 +485,6 @@ def shift_cell_variance(
     )
     keep = cells >= 0
     return np.bincount(cells[keep], weights=values[keep], minlength=size)
-
-
-def describe(frames: Mapping[str, Any]) -> str:
-    """One log line: rows and events of a mapping of (binned or per-event) frames."""
-    nominal = frames[NOMINAL]
-    return f"{len(frames)} variations, nominal {len(nominal)} rows, {int(raw_counts(nominal).sum())} MC events"
 
 
 __all__ = [

@@ -15,7 +15,6 @@ from ..histograms import BinnedFrames
 from ..systematics import all_variations
 
 PathLike = str | Path
-SCORE_REQUIRED = ("event_id", "label", "weight", "score")
 
 
 def with_weight_variations(
@@ -46,22 +45,6 @@ def with_weight_variations(
     return frames
 
 
-def load_variation_scores(
-    systematics: Sequence[Mapping[str, Any]],
-    *,
-    scores: Mapping[str, PathLike],
-    weights: Mapping[str, PathLike],
-) -> dict[str, pd.DataFrame]:
-    """Per-event score frames for every variation from score files (variation -> file) and
-    the weight files of the weight-only variations."""
-    scored = {
-        v.name: io.read_table(scores[v.name], required=SCORE_REQUIRED)
-        for v in all_variations(systematics)
-        if v.is_nominal or v.changes_features
-    }
-    return with_weight_variations(systematics, scored, weights)
-
-
 def load_histograms(hist: PathLike, pairs: PathLike | None = None) -> BinnedFrames:
     """The merged fine histograms of one classifier (the ``merge_histograms`` rule's outputs)
     as :class:`systpipe.histograms.BinnedFrames`; without ``pairs`` no shift MC errors."""
@@ -82,7 +65,6 @@ def stem(path: PathLike) -> Path:
 
 __all__ = [
     "load_histograms",
-    "load_variation_scores",
     "read_data_scores",
     "stem",
     "with_weight_variations",
